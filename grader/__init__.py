@@ -1,0 +1,8 @@
+"""flowers-grader: grade 'convolutional flower classifier from scratch' notebooks.
+
+The grading path (DESIGN.md) is one module per stage, chained by ``grader.pipeline``:
+validate → execute → extract → rebuild → rules → train → result.
+Nothing here imports TensorFlow at import time.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,178 @@
+"""The `grade` command: parse arguments, call one library function, map errors to exit codes.
+
+Exit codes: 0 passed; 1 graded and not passed, rejected, or not gradable (the reason is in
+result.json); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.errors import GradingError
+from grader.exercise import DEFAULT_EXERCISE, DEFAULT_PROFILE
+
+EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE = 0, 1, 2
+DIR = click.Path(file_okay=False, path_type=Path)
+EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def _quiet_tensorflow() -> None:
+    """TensorFlow's C++ and Python start-up chatter is not for students' or instructors' eyes."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("traitlets").setLevel(logging.ERROR)
+
+
+def _load(exercise: str, profile: str):
+    from grader.exercise import load_exercise
+    loaded = load_exercise(exercise)
+    return loaded, loaded.profile(profile)
+
+
+def _summary(result: dict[str, Any], out_dir: Path) -> int:
+    """Print the verdict and where to read more; return the exit code."""
+    accuracy = result.get("accuracy")
+    shown = "—" if accuracy is None else f"{accuracy:.1%}"
+    click.echo(f"{result['student']}: {result['status']}, "
+               f"{'passed' if result['passed'] else 'not passed'}, accuracy {shown}, "
+               f"score {result['score']}/{result['max_score']}")
+    if result.get("error"):
+        click.echo(f"  {result['error']['message']}")
+    click.echo(f"  report: {out_dir / 'report.html'}")
+    click.echo(f"  result: {out_dir / 'result.json'}")
+    return EXIT_PASSED if result["passed"] else EXIT_NOT_PASSED
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log every grading step.")
+def cli(verbose: bool) -> None:
+    """Grade 'convolutional flower classifier from scratch' notebooks."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    _quiet_tensorflow()
+
+
+def _grade(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
+           test_data: Path | None, precision: str) -> int:
+    from grader.pipeline import Request, grade
+
+    loaded, chosen = _load(exercise, profile)
+    request = Request(notebook, data, out, loaded, chosen, test_data, precision)
+    click.echo(f"grading {notebook} (profile {chosen.name}) ...", err=True)
+    return _summary(grade(request), out)
+
+
+_exercise_option = click.option("--exercise", default=DEFAULT_EXERCISE, show_default=True,
+                                help="Exercise name (a folder of exercises/) or folder path.")
+_profile_option = click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
+                               help="Training profile from the exercise file.")
+_precision_option = click.option(
+    "--precision", default="auto", show_default=True,
+    type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
+    help="Trusted training precision; auto picks bf16 where the hardware has it.")
+
+
+@cli.command()
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--data", required=True, type=EXISTING_DIR, help="Folder of flower shards.")
+@click.option("--out", required=True, type=DIR, help="Folder for result.json and report.html.")
+@_exercise_option
+@_profile_option
+@click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
+@_precision_option
+def notebook(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
+             test_data: Path | None, precision: str) -> None:
+    """Grade one submitted NOTEBOOK."""
+    sys.exit(_grade(notebook, data, out, exercise, profile, test_data, precision))
+
+
+@cli.command()
+@click.option("--data", required=True, type=EXISTING_DIR, help="Folder of flower shards.")
+@click.option("--out", required=True, type=DIR, help="Folder for result.json and report.html.")
+@_exercise_option
+@_profile_option
+@click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
+@_precision_option
+def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Path | None,
+              precision: str) -> None:
+    """Grade the exercise's reference solution (CI: it must pass)."""
+    loaded, _ = _load(exercise, profile)
+    sys.exit(_grade(loaded.reference, data, out, exercise, profile, test_data, precision))
+
+
+@cli.command()
+@click.option("--out", default=Path("demo-output"), show_default=True, type=DIR,
+              help="Folder for the synthetic data and both reports.")
+@_exercise_option
+def demo(out: Path, exercise: str) -> None:
+    """Make synthetic flowers, grade the reference and the untouched student notebook."""
+    from grader.demo import run_demo
+
+    sys.exit(run_demo(out, exercise, echo=click.echo))
+
+
+@cli.group()
+def data() -> None:
+    """Make flower shards in the codelab's TFRecord format."""
+
+
+@data.command("synth")
+@click.option("--out", required=True, type=DIR, help="Folder for the shards.")
+@click.option("--images", default=1280, show_default=True, type=click.IntRange(min=1))
+@click.option("--size", default=192, show_default=True, type=int, help="Image side in pixels.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--shards", default=16, show_default=True, type=click.IntRange(min=1))
+@_exercise_option
+def data_synth(out: Path, images: int, size: int, seed: int, shards: int, exercise: str) -> None:
+    """Write procedural synthetic flowers as shards."""
+    from grader.data import synthesize
+
+    loaded, _ = _load(exercise, DEFAULT_PROFILE)
+    written = synthesize(out, loaded.classes, images, size, seed, shards)
+    click.echo(f"wrote {written.images} images in {len(written.files)} shards to {out}")
+
+
+@data.command("import")
+@click.argument("photos_dir", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=DIR, help="Folder for the shards.")
+@click.option("--size", default=192, show_default=True, type=int, help="Image side in pixels.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Shuffles the photos.")
+@click.option("--shards", default=16, show_default=True, type=click.IntRange(min=1))
+@_exercise_option
+def data_import(photos_dir: Path, out: Path, size: int, seed: int, shards: int,
+                exercise: str) -> None:
+    """Turn a flower_photos-style PHOTOS_DIR (one folder per class) into shards."""
+    from grader.data import import_photos
+
+    loaded, _ = _load(exercise, DEFAULT_PROFILE)
+    written = import_photos(photos_dir, out, loaded.classes, size, seed, shards)
+    counts = ", ".join(f"{c} {n}" for c, n in zip(loaded.classes, written.per_class))
+    click.echo(f"wrote {written.images} images ({counts}) in {len(written.files)} shards "
+               f"to {out}")
+
+
+def main() -> None:
+    """Entry point: a GradingError is a message and an exit code, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_NOT_PASSED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except GradingError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(EXIT_USAGE if exc.stage == "usage" else EXIT_NOT_PASSED)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_NOT_PASSED)

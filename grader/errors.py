@@ -1,0 +1,45 @@
+"""The one exception family of the grader.
+
+"Could not grade" is a :class:`GradingError`; "graded and failed" is data (a failed check).
+Every message says what happened and what to do about it, because students and instructors
+read it in their report and terminal.
+"""
+
+from __future__ import annotations
+
+
+class GradingError(Exception):
+    """A submission (or an instructor's input) that cannot be graded.
+
+    Args:
+        stage: the grading stage that stopped: validate, execute, extract, rebuild, train, data.
+        message: what happened, and what to do about it, in one or two sentences.
+        cell: 1-based position of the notebook cell involved, when there is one.
+        traceback: the last lines of a traceback from the student's kernel, when there is one.
+    """
+
+    def __init__(self, stage: str, message: str, cell: int | None = None,
+                 traceback: str | None = None) -> None:
+        super().__init__(stage, message, cell, traceback)
+        self.stage = stage
+        self.message = message
+        self.cell = cell
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_dict(self) -> dict[str, object]:
+        """The ``error`` object of result.json."""
+        return {"stage": self.stage, "message": self.message, "cell": self.cell,
+                "traceback": self.traceback}
+
+
+class DataError(GradingError):
+    """Bad input to the data commands (synth, import): an instructor's error, not a student's."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("data", message)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.message,))

@@ -1,0 +1,221 @@
+"""Execute a submission in its own Jupyter kernel (nbclient) and take out its model's config.
+
+The kernel is the only place student code runs. :func:`launch_kernel` is the one place a kernel
+is started, so the sandbox can wrap it. What comes back is data: the executed notebook (for the
+record) and the extraction payload, which the grader checks before believing any of it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+from grader.errors import GradingError
+from grader.inkernel import source
+
+log = logging.getLogger(__name__)
+
+MODEL_MIME = "application/vnd.flowers-grader.model+json"
+GRADER_TAG = "flowers-grader"       # tags the cells the grader adds
+TRACEBACK_LINES = 12                 # lines of a student traceback kept in the result
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to run one submission."""
+    work_dir: Path                 # the kernel's working directory (its only writable place)
+    parameters: dict[str, Any]     # injected after the cell tagged "parameters"
+    cell_timeout: int              # seconds per cell
+    notebook_timeout: int          # seconds for the whole notebook
+    record: Path | None = None     # where to save the executed notebook, failures marked
+
+
+@dataclass
+class Execution:
+    """What came back from the kernel."""
+    notebook: NotebookNode                  # the executed notebook, grader cells included
+    cell_numbers: list[int | None]          # executed index → student's cell number (1-based)
+    payload: dict[str, Any]                 # the extraction cell's output (untrusted)
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def _grader_cell(text: str, role: str) -> NotebookNode:
+    cell = nbformat.v4.new_code_cell(text)
+    cell.metadata["tags"] = [GRADER_TAG, role]
+    return cell
+
+
+def prepare(notebook: NotebookNode, parameters: dict[str, Any]
+            ) -> tuple[NotebookNode, list[int | None], list[str]]:
+    """A copy of the notebook with the prelude, injected parameters and extraction cells.
+
+    Returns the prepared notebook, the map from its cell index to the student's 1-based cell
+    number (None for grader cells), and warnings.
+    """
+    prepared = copy.deepcopy(notebook)
+    student = list(enumerate(prepared.cells, start=1))
+    tagged = [n for n, cell in student if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    warnings = [] if tagged else [
+        "No cell is tagged 'parameters': the grader's data location and epoch count were "
+        "injected at the top, where later cells may override them."]
+    after = tagged[0] if tagged else 0
+    assignment = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    cells: list[NotebookNode] = [_grader_cell(source("prelude"), "prelude")]
+    numbers: list[int | None] = [None]
+    if after == 0:
+        cells.append(_grader_cell(assignment, "injected-parameters"))
+        numbers.append(None)
+    for number, cell in student:
+        cells.append(cell)
+        numbers.append(number)
+        if number == after:
+            cells.append(_grader_cell(assignment, "injected-parameters"))
+            numbers.append(None)
+    cells.append(_grader_cell(source("extract"), "extract"))
+    numbers.append(None)
+    prepared.cells = cells
+    return prepared, numbers, warnings
+
+
+def kernel_env(work_dir: Path) -> dict[str, str]:
+    """The kernel's whole environment: nothing from the grader's shell but PATH and locale."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(work_dir),
+        "IPYTHONDIR": str(work_dir / ".ipython"),
+        "MPLCONFIGDIR": str(work_dir / ".matplotlib"),
+        "MPLBACKEND": "Agg",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def launch_kernel(work_dir: Path, spec_dir: Path):
+    """Create the kernel manager for one submission. The one place a kernel is defined.
+
+    The kernel is this interpreter's ipykernel, described by a private kernelspec, so that a
+    kernelspec installed on the machine can never change which Python grades.
+    """
+    import json
+
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    spec = spec_dir / "kernels" / "flowers-grader"
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": argv, "display_name": "flowers-grader", "language": "python"}))
+    specs = KernelSpecManager(kernel_dirs=[str(spec_dir / "kernels")])
+    return KernelManager(kernel_name="flowers-grader", kernel_spec_manager=specs)
+
+
+def execute(notebook: NotebookNode, plan: Plan) -> Execution:
+    """Run the prepared notebook top to bottom and return the extraction payload."""
+    from nbclient import NotebookClient
+
+    prepared, numbers, warnings = prepare(notebook, plan.parameters)
+    plan.work_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    deadline = started + plan.notebook_timeout
+    current: dict[str, int] = {"index": 0}
+
+    def on_cell_start(cell: NotebookNode, cell_index: int) -> None:
+        current["index"] = cell_index
+
+    def timeout_for(cell: NotebookNode) -> int:
+        return max(1, min(plan.cell_timeout, int(deadline - time.monotonic())))
+
+    with tempfile.TemporaryDirectory(prefix="flowers-grader-spec-") as private, \
+            open(Path(private) / "kernel.log", "w+b") as kernel_log:
+        km = launch_kernel(plan.work_dir, Path(private))
+        client = NotebookClient(prepared, km=km, timeout_func=timeout_for, allow_errors=False,
+                                startup_timeout=120, on_cell_start=on_cell_start,
+                                resources={"metadata": {"path": str(plan.work_dir)}})
+        try:
+            # The kernel's own stdout/stderr (not the cells' output) go to a private log.
+            client.execute(env=kernel_env(plan.work_dir), stdout=kernel_log, stderr=kernel_log)
+        except Exception as exc:  # nbclient's errors, and anything the kernel provoked
+            raise _execution_error(exc, numbers, current["index"], deadline,
+                                   _tail(kernel_log)) from None
+        finally:
+            _shutdown(km)
+            _record(prepared, plan.record)
+    seconds = time.monotonic() - started
+    return Execution(prepared, numbers, _payload(prepared.cells[-1]), seconds, warnings)
+
+
+def _record(notebook: NotebookNode, path: Path | None) -> None:
+    """Save the executed notebook (as far as it ran), like papermill's output notebook."""
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebook, str(path))
+    except (OSError, ValueError) as exc:
+        log.warning("could not save the executed notebook to %s: %s", path, exc)
+
+
+def _tail(log_file, limit: int = 2000) -> str:
+    """The last bytes the kernel process wrote to its own stderr (crash messages)."""
+    log_file.flush()
+    log_file.seek(max(0, log_file.seek(0, 2) - limit))
+    return log_file.read().decode("utf-8", "replace").strip()
+
+
+def _shutdown(km) -> None:
+    try:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    except Exception as exc:  # a kernel that is already gone is fine
+        log.debug("kernel shutdown: %s", exc)
+
+
+def _execution_error(exc: Exception, numbers: list[int | None], index: int,
+                     deadline: float, kernel_log: str = "") -> GradingError:
+    """Turn what nbclient raised into a message naming the student's cell and what to do."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    number = numbers[index] if 0 <= index < len(numbers) else None
+    where = f"Cell {number}" if number else "A cell the grader added"
+    if isinstance(exc, CellTimeoutError):
+        limit = "whole-notebook" if time.monotonic() >= deadline - 1 else "per-cell"
+        return GradingError("execute", f"{where} did not finish in time (the {limit} time limit "
+                            f"was reached). Make sure no cell waits for input or loops forever, "
+                            f"and keep your own training short.", cell=number)
+    if isinstance(exc, DeadKernelError):
+        return GradingError("execute", f"The kernel died while running {where.lower()}. The "
+                            f"code may have crashed Python or used too much memory: run the "
+                            f"notebook top to bottom yourself and fix that cell.", cell=number,
+                            traceback=kernel_log[-1000:] or None)
+    if isinstance(exc, CellExecutionError):
+        trace = "\n".join(ANSI.sub("", exc.traceback).strip().splitlines()[-TRACEBACK_LINES:])
+        return GradingError("execute", f"{where} raised {exc.ename}: {exc.evalue} — fix it so "
+                            f"the notebook runs top to bottom (Restart & Run All) before "
+                            f"submitting.", cell=number, traceback=trace)
+    return GradingError("execute", f"The notebook could not be run ({type(exc).__name__}: "
+                        f"{exc}) while at {where.lower()}.", cell=number)
+
+
+def _payload(cell: NotebookNode) -> dict[str, Any]:
+    for output in cell.get("outputs", []):
+        data = output.get("data", {}) if output.get("output_type") == "display_data" else {}
+        if isinstance(data.get(MODEL_MIME), dict):
+            return dict(data[MODEL_MIME])
+    raise GradingError("extract", "The grader could not read the model out of the notebook's "
+                       "kernel. Make sure no cell redefines display functions or exits the "
+                       "kernel.")

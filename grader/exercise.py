@@ -1,0 +1,132 @@
+"""Load an exercise folder (exercise.toml + notebooks) into frozen, typed configuration."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from grader.errors import GradingError
+
+EXERCISES_DIR = Path(__file__).resolve().parent.parent / "exercises"
+DEFAULT_EXERCISE = "flowers-cnn"
+DEFAULT_PROFILE = "full"
+
+
+@dataclass(frozen=True)
+class Target:
+    accuracy: float  # the accuracy a submission must reach to pass
+    stretch: float   # the accuracy that earns the full stretch bonus
+
+
+@dataclass(frozen=True)
+class Execution:
+    cell_timeout: int      # seconds one cell may run in the student's kernel
+    notebook_timeout: int  # seconds the whole notebook may run
+    student_epochs: int    # epoch count injected into the notebook's parameters cell
+    data_variable: str     # parameters-cell variable that receives the local shard pattern
+    epochs_variable: str   # parameters-cell variable that receives student_epochs
+
+
+@dataclass(frozen=True)
+class Rules:
+    min_params: int       # fewer trainable parameters than this underfits
+    max_params: int       # more than this overfits and trains slowly
+    min_conv_layers: int  # at least this many Conv2D layers
+
+
+@dataclass(frozen=True)
+class Rubric:
+    rule_points: float      # shared equally among the checks
+    accuracy_points: float  # linear from chance to the target accuracy
+    stretch_bonus: float    # linear from the target to the stretch accuracy
+    chance: float           # accuracy of guessing (1 / classes)
+
+    @property
+    def max_score(self) -> float:
+        return self.rule_points + self.accuracy_points + self.stretch_bonus
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str               # the profile's key in exercise.toml
+    epochs: int             # trusted training epochs
+    batch_size: int         # images per step
+    learning_rate: float    # peak learning rate of Adam
+    warmup_epochs: int      # linear warm-up before the schedule starts
+    schedule: str           # "cosine" (decay to 0 at the last epoch) or "constant"
+    augment: bool           # random flips, crops and colour jitter on training images
+    label_smoothing: float  # cross-entropy label smoothing
+    max_train_images: int   # cap on training images (0 = all): keeps tests fast
+    max_val_images: int     # cap on validation images (0 = all)
+    seed: int               # seeds weights, shuffling and augmentation
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    folder: Path
+    notebook: Path          # the student notebook
+    reference: Path         # our solution notebook
+    classes: tuple[str, ...]
+    image_size: int
+    validation_split: float
+    target: Target
+    execution: Execution
+    rules: Rules
+    rubric: Rubric
+    profiles: dict[str, Profile]
+
+    def profile(self, name: str) -> Profile:
+        """The named training profile, or a GradingError listing the ones that exist."""
+        if name not in self.profiles:
+            known = ", ".join(sorted(self.profiles))
+            raise GradingError("usage", f"Unknown profile '{name}'. This exercise has: {known}.")
+        return self.profiles[name]
+
+
+def _build(cls: type, table: dict[str, Any], where: str, **extra: Any) -> Any:
+    """Instantiate a dataclass from a TOML table, naming the missing or unknown keys."""
+    names = {f.name for f in fields(cls)} - set(extra)
+    missing = names - set(table)
+    unknown = set(table) - names
+    if missing or unknown:
+        raise GradingError("usage", f"{where}: missing keys {sorted(missing)}, "
+                           f"unknown keys {sorted(unknown)}. Fix the exercise file.")
+    return cls(**table, **extra)
+
+
+def load_exercise(name_or_path: str | Path = DEFAULT_EXERCISE) -> Exercise:
+    """Load an exercise by name (a folder of ``exercises/``) or by the path of its folder."""
+    folder = Path(name_or_path)
+    if not (folder / "exercise.toml").is_file():
+        folder = EXERCISES_DIR / str(name_or_path)
+    toml_path = folder / "exercise.toml"
+    if not toml_path.is_file():
+        known = ", ".join(sorted(p.name for p in EXERCISES_DIR.iterdir() if p.is_dir()))
+        raise GradingError("usage", f"No exercise '{name_or_path}'. Known exercises: {known}.")
+    try:
+        doc = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise GradingError("usage", f"{toml_path} is not valid TOML: {exc}.") from exc
+    return _exercise_from(doc, folder.resolve(), str(toml_path))
+
+
+def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
+    head = dict(doc["exercise"])
+    profiles = {name: _build(Profile, table, f"{where} [profiles.{name}]", name=name)
+                for name, table in doc.get("profiles", {}).items()}
+    return Exercise(
+        id=head["id"], title=head["title"], folder=folder,
+        notebook=(folder / head["notebook"]).resolve(),
+        reference=(folder / head["reference"]).resolve(),
+        classes=tuple(head["classes"]), image_size=int(head["image_size"]),
+        validation_split=float(head["validation_split"]),
+        target=_build(Target, doc["target"], f"{where} [target]"),
+        execution=_build(Execution, doc["execution"], f"{where} [execution]"),
+        rules=_build(Rules, doc["rules"], f"{where} [rules]"),
+        rubric=_build(Rubric, doc["rubric"], f"{where} [rubric]"),
+        profiles=profiles,
+    )

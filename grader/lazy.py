@@ -1,0 +1,47 @@
+"""Import TensorFlow lazily and quietly.
+
+TensorFlow 2.21 prints C++ start-up lines (oneDNN, CUDA probing) straight to file descriptor 2
+before its logging is configured, whatever TF_CPP_MIN_LOG_LEVEL says. Students and instructors
+should see the grader's messages, not those, so the first import runs with fd 2 pointed at
+/dev/null. Every module of the grader gets TensorFlow through :func:`tensorflow`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the duration (C and Python writes alike)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def tensorflow() -> ModuleType:
+    """The tensorflow module, imported (once) without its start-up chatter."""
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with silenced_stderr():
+            import tensorflow as tf
+            tf.config.list_physical_devices("GPU")  # CUDA probing prints here, once
+    return sys.modules["tensorflow"]
+
+
+def keras() -> ModuleType:
+    """The keras module (Keras 3), with TensorFlow as its backend."""
+    tensorflow()
+    import keras as keras_module
+    return keras_module

@@ -1,0 +1,175 @@
+"""Grade one notebook: validate → execute → extract → rebuild → rules → train → result.
+
+Reads top to bottom like the grading path in DESIGN.md. Whatever happens, a result.json is
+written (and a report rendered) before this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from grader import data, result as results, rules
+from grader.errors import GradingError
+from grader.execute import Execution, Plan, execute
+from grader.exercise import Exercise, Profile
+from grader.notebook import sha256, validate
+from grader.rebuild import ConfigRejected, build, describe, parse_config
+
+log = logging.getLogger(__name__)
+EXECUTED_NAME = "executed.ipynb"
+REPORT_NAME = "report.html"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One grading job."""
+    notebook: Path            # the submission
+    data_dir: Path            # shards the kernel reads and the trusted training uses
+    out_dir: Path             # receives result.json, report.html, executed.ipynb
+    exercise: Exercise
+    profile: Profile
+    test_data: Path | None = None   # a private test set; the verdict then uses its accuracy
+    precision: str = "auto"         # Keras dtype policy for trusted training, or auto
+    student: str | None = None      # the student id; defaults to the notebook's file stem
+
+
+class _Clock:
+    """Named wall-time measurements for result.json's ``timings``."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.started = time.perf_counter()
+
+    def lap(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[name] = round(now - since, 2)
+        return now
+
+
+def grade(request: Request) -> dict[str, Any]:
+    """Grade one submission and write its result.json and report.html. Never raises for a
+    problem with the submission: that becomes the result's ``error``."""
+    path = request.notebook
+    digest = sha256(path) if path.is_file() else None
+    result = results.skeleton(request.student or path.stem, path, digest, request.exercise,
+                              request.profile)
+    clock = _Clock()
+    try:
+        _run(request, result, clock)
+    except ConfigRejected as exc:
+        _reject(result, exc, request.exercise)
+    except GradingError as exc:
+        result.update(status="error", error=exc.as_dict())
+    except Exception as exc:  # a grader bug must still end in a result
+        log.error("internal error while grading %s: %r (traceback in result.json)", path, exc)
+        result.update(status="error", error={
+            "stage": "internal", "cell": None, "traceback": traceback.format_exc(limit=8),
+            "message": f"The grader failed unexpectedly ({type(exc).__name__}: {exc}). This "
+                       f"is not your fault: tell your instructor."})
+    clock.timings["total"] = round(time.perf_counter() - clock.started, 2)
+    result.update(timings=clock.timings, finished_at=results.now())
+    results.write(result, request.out_dir)
+    _render(result, request.out_dir)
+    return result
+
+
+def _run(request: Request, result: dict[str, Any], clock: _Clock) -> None:
+    mark = clock.started
+    notebook = validate(request.notebook)
+    mark = clock.lap("validate", mark)
+    execution = _execute(notebook, request, result)
+    mark = clock.lap("execute", mark)
+    config = parse_config(_config_text(execution.payload, result))
+    model = describe(build(config))
+    result["model"].update(model.as_dict())
+    checks = rules.check(model, request.exercise)
+    result["checks"] = [c.as_dict() for c in checks]
+    mark = clock.lap("rebuild", mark)
+    if not all(c.passed for c in checks):
+        result.update(status="rejected", score=results.score(checks, None, request.exercise))
+        return
+    _train(config, request, result)
+    clock.lap("train", mark)
+    accuracy = result["accuracy"]
+    result.update(status="graded", passed=accuracy >= request.exercise.target.accuracy,
+                  score=results.score(checks, accuracy, request.exercise))
+
+
+def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
+    settings = request.exercise.execution
+    parameters = {settings.data_variable: str(request.data_dir.resolve() / "*.tfrec"),
+                  settings.epochs_variable: settings.student_epochs}
+    work = Path(tempfile.mkdtemp(prefix="flowers-grader-work-"))
+    record = request.out_dir / EXECUTED_NAME
+    try:
+        plan = Plan(work, parameters, settings.cell_timeout, settings.notebook_timeout, record)
+        execution = execute(notebook, plan)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["warnings"] += execution.warnings
+    return execution
+
+
+def _config_text(payload: dict[str, Any], result: dict[str, Any]) -> str:
+    """The model config from the extraction payload, or an error saying what was found."""
+    candidates = [str(c) for c in payload.get("candidates") or []][:20]
+    result["model"].update(variable=payload.get("variable"), candidates=candidates)
+    config = payload.get("config")
+    if isinstance(config, str):
+        return config
+    if payload.get("error"):
+        raise GradingError("extract", f"The grader could not take the model out of the "
+                           f"notebook: {payload['error']}. Build your model with keras and "
+                           f"assign it to a variable named `model`.")
+    if candidates:
+        raise GradingError("extract", f"The notebook built several Keras models "
+                           f"({', '.join(candidates)}) and none is named `model`. Assign the "
+                           f"one to grade to a variable named `model`.")
+    raise GradingError("extract", "The notebook never built a Keras model: no variable holds "
+                       "one after the last cell. Build your model and assign it to a variable "
+                       "named `model`.")
+
+
+def _train(config: dict[str, Any], request: Request, result: dict[str, Any]) -> None:
+    from grader.train import train
+
+    exercise, profile = request.exercise, request.profile
+    train_files, val_files = data.split_files(data.shard_files(request.data_dir),
+                                              exercise.validation_split)
+    size = exercise.image_size
+    train_split = data.decode(train_files, size, profile.max_train_images)
+    val_split = data.decode(val_files, size, profile.max_val_images)
+    test_split = (data.decode(data.shard_files(request.test_data), size)
+                  if request.test_data else None)
+    training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
+                     request.precision)
+    details = training.as_dict()
+    details["val_accuracy"] = training.validation.accuracy
+    details["test_accuracy"] = training.test.accuracy if training.test else None
+    result["training"] = details
+    result["accuracy"] = details["test_accuracy"] if training.test else details["val_accuracy"]
+
+
+def _reject(result: dict[str, Any], exc: ConfigRejected, exercise: Exercise) -> None:
+    checks = rules.rejected(exc.rule, exc.message,
+                            "Use only the layers and initializers keras.layers provides.")
+    result.update(status="rejected", checks=[c.as_dict() for c in checks],
+                  score=results.score(checks, None, exercise))
+
+
+def _render(result: dict[str, Any], out_dir: Path) -> None:
+    from reports.render import write_report
+
+    try:
+        write_report(result, out_dir / REPORT_NAME)
+    except Exception:  # the result is on disk; a rendering bug must not lose it
+        log.exception("could not render the report in %s", out_dir)

@@ -1,0 +1,93 @@
+"""result.json: the one seam between grading and reporting. Built here, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.exercise import Exercise, Profile
+from grader.rules import Check
+
+RESULT_NAME = "result.json"
+SCHEMA = 1
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def skeleton(name: str, path: Path, digest: str | None, exercise: Exercise,
+             profile: Profile) -> dict[str, Any]:
+    """A result with every key present: an error result until the pipeline fills it in."""
+    return {
+        "schema": SCHEMA,
+        "grader_version": __version__,
+        "exercise": exercise.id,
+        "profile": profile.name,
+        "student": name,
+        "submission": {"file": path.name, "sha256": digest},
+        "status": "error",
+        "passed": False,
+        "score": 0.0,
+        "max_score": exercise.rubric.max_score,
+        "accuracy": None,
+        "checks": [],
+        "model": {"params": None, "variable": None, "candidates": [], "layers": []},
+        "training": {"val_accuracy": None, "test_accuracy": None, "history": {},
+                     "device": None, "precision": None},
+        "target": {"accuracy": exercise.target.accuracy, "stretch": exercise.target.stretch},
+        "error": None,
+        "warnings": [],
+        "timings": {},
+        "started_at": now(),
+        "finished_at": None,
+    }
+
+
+def score(checks: list[Check], accuracy: float | None, exercise: Exercise) -> float:
+    """Rule points shared equally by the checks, plus accuracy points and the stretch bonus.
+
+    Accuracy points rise linearly from chance to the target; the bonus from the target to the
+    stretch. A model that was not trained (accuracy None) gets its rule points only.
+    """
+    rubric, target = exercise.rubric, exercise.target
+    points = rubric.rule_points * sum(c.passed for c in checks) / len(checks) if checks else 0.0
+    if accuracy is not None:
+        points += rubric.accuracy_points * _ramp(accuracy, rubric.chance, target.accuracy)
+        points += rubric.stretch_bonus * _ramp(accuracy, target.accuracy, target.stretch)
+    return round(points, 2)
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    return min(1.0, max(0.0, (value - low) / (high - low))) if high > low else float(value >= high)
+
+
+def write(result: dict[str, Any], out_dir: Path) -> Path:
+    """Write result.json atomically: a reader sees the old file or the new one, never half."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / RESULT_NAME
+    handle, temporary = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=out_dir)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(result, stream, indent=2, sort_keys=False, default=_jsonable)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,0 +1,160 @@
+"""Trusted training: the rebuilt architecture, fresh seeded weights, the grader's data and budget.
+
+Nothing from the student's kernel reaches this module but the checked model config.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grader.data import Split
+from grader.exercise import Profile
+from grader.lazy import keras as keras_module, tensorflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    accuracy: float
+    confusion: list[list[int]]          # rows: true class, columns: predicted class
+    per_class_accuracy: list[float]
+    predictions: list[int] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Training:
+    history: dict[str, list[float]]     # per epoch: loss, accuracy, val_loss, val_accuracy
+    validation: Evaluation
+    test: Evaluation | None
+    device: str
+    device_kind: str
+    precision: str
+    seed: int
+    epochs: int
+    train_images: int
+    val_images: int
+    seconds: float                      # wall time of fit, evaluation included
+    images_per_second: float            # training images per second of fit
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("validation", "test"):
+            if out[key] is not None:
+                out[key].pop("predictions")
+        return out
+
+
+def _augment(images, seed: int):
+    """Random flips, crops (75-100% of the side) and brightness/contrast jitter, per image."""
+    tf = tensorflow()
+
+    batch = tf.shape(images)[0]
+    size = tf.shape(images)[1:3]
+    images = tf.image.random_flip_left_right(images, seed=seed)
+    scale = tf.random.uniform([batch, 1], 0.75, 1.0, seed=seed + 1)
+    offset = tf.random.uniform([batch, 2], 0.0, 1.0, seed=seed + 2) * (1.0 - scale)
+    boxes = tf.concat([offset, offset + scale], axis=1)
+    images = tf.image.crop_and_resize(images, boxes, tf.range(batch), size)
+    contrast = tf.random.uniform([batch, 1, 1, 1], 0.8, 1.2, seed=seed + 3)
+    brightness = tf.random.uniform([batch, 1, 1, 1], -0.08, 0.08, seed=seed + 4)
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    return tf.clip_by_value((images - mean) * contrast + mean + brightness, 0.0, 1.0)
+
+
+def make_dataset(split: Split, classes: int, profile: Profile, training: bool):
+    """uint8 arrays → batches of float [0, 1] images and one-hot labels, as the codelab feeds."""
+    tf = tensorflow()
+
+    dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    if training:
+        dataset = dataset.shuffle(len(split.labels), seed=profile.seed,
+                                  reshuffle_each_iteration=True)
+    dataset = dataset.batch(profile.batch_size, drop_remainder=training)
+
+    def prepare(images, labels):
+        images = tf.cast(images, tf.float32) / 255.0
+        if training and profile.augment:
+            images = _augment(images, profile.seed)
+        return images, tf.one_hot(labels, classes)
+
+    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def learning_rate(profile: Profile, steps_per_epoch: int):
+    """Adam's learning rate: a linear warm-up, then cosine decay to zero (or constant)."""
+    keras = keras_module()
+
+    if profile.schedule == "constant":
+        return profile.learning_rate
+    warmup = profile.warmup_epochs * steps_per_epoch
+    total = max(1, profile.epochs * steps_per_epoch - warmup)
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            profile.learning_rate / 10, total, warmup_target=profile.learning_rate,
+            warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(profile.learning_rate, total)
+
+
+def evaluate(model, split: Split, classes: int, profile: Profile) -> Evaluation:
+    """Accuracy, confusion matrix and per-class accuracy, computed from predictions."""
+    probabilities = model.predict(make_dataset(split, classes, profile, False), verbose=0)
+    predicted = np.argmax(probabilities, axis=1)
+    confusion = np.zeros((classes, classes), dtype=int)
+    np.add.at(confusion, (split.labels, predicted), 1)
+    totals = confusion.sum(axis=1)
+    per_class = [float(confusion[i, i] / totals[i]) if totals[i] else 0.0 for i in range(classes)]
+    accuracy = float(np.mean(predicted == split.labels))
+    return Evaluation(accuracy, confusion.tolist(), per_class, predicted.tolist())
+
+
+def train(config: dict[str, Any], train_split: Split, val_split: Split, test_split: Split | None,
+          classes: int, profile: Profile, precision: str = "auto") -> Training:
+    """Train the architecture in ``config`` from fresh weights and evaluate it."""
+    keras = keras_module()
+
+    from grader import device as devices
+    from grader.rebuild import build
+
+    keras.utils.set_random_seed(profile.seed)
+    device, strategy = devices.detect(precision)
+    steps = max(1, len(train_split.labels) // profile.batch_size)
+    with strategy.scope():
+        model = build(config, device.precision)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate(profile, steps)),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
+            metrics=["accuracy"])
+    started = time.perf_counter()
+    fit = model.fit(make_dataset(train_split, classes, profile, True), epochs=profile.epochs,
+                    validation_data=make_dataset(val_split, classes, profile, False),
+                    verbose=0, callbacks=[_EpochLog()])
+    fit_seconds = time.perf_counter() - started
+    validation = evaluate(model, val_split, classes, profile)
+    test = evaluate(model, test_split, classes, profile) if test_split is not None else None
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()
+               if key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    return Training(history, validation, test, device.description, device.kind,
+                    device.precision, profile.seed, profile.epochs, len(train_split.labels),
+                    len(val_split.labels), round(time.perf_counter() - started, 2),
+                    round(steps * profile.batch_size * profile.epochs / fit_seconds, 1))
+
+
+def _EpochLog():
+    keras = keras_module()
+
+    class EpochLog(keras.callbacks.Callback):
+        """One log line per epoch, so a long trusted run shows progress."""
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs or {}
+            log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", epoch + 1,
+                     self.params.get("epochs", 0), logs.get("accuracy", 0.0),
+                     logs.get("val_accuracy", 0.0))
+
+    return EpochLog()

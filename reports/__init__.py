@@ -1,0 +1,1 @@
+"""Render result.json into HTML reports and exports. Never imports TensorFlow."""

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages the grader and its tests use. Installed with apt when running as root on a
+# Debian-like machine; otherwise we only say what is missing (the features that need them say so too).
+set -euo pipefail
+
+packages=()   # filled in by the issues that need them (bubblewrap, chromium)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+else
+    echo "note: system packages not installed: ${missing[*]} (run as root to install them)" >&2
+fi

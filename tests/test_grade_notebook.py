@@ -1,0 +1,86 @@
+"""`grade notebook` end to end: broken submissions end in a result, never in a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+from conftest import NOTEBOOKS, grade_notebook
+
+pytestmark = pytest.mark.kernel
+
+
+def _assert_error(graded, stage: str, *phrases: str, cell: int | None = None) -> None:
+    assert graded.exit_code == 1, graded.stderr
+    assert "Traceback" not in graded.stderr and "Traceback" not in graded.stdout
+    result = graded.result
+    assert result["status"] == "error" and result["passed"] is False
+    assert result["error"]["stage"] == stage
+    for phrase in phrases:
+        assert phrase in result["error"]["message"]
+    assert result["error"]["cell"] == cell
+    assert result["error"]["message"] in graded.stdout  # the terminal says it too
+    report = (graded.out / "report.html").read_text()
+    assert str(escape(result["error"]["message"])) in report
+
+
+def test_a_file_that_is_not_a_notebook(small_data: Path, tmp_path: Path) -> None:
+    graded = grade_notebook(NOTEBOOKS / "not_a_notebook.ipynb", small_data, tmp_path)
+    _assert_error(graded, "validate", "not valid notebook JSON", "File → Download → .ipynb")
+
+
+def test_a_notebook_with_invalid_json(small_data: Path, tmp_path: Path) -> None:
+    graded = grade_notebook(NOTEBOOKS / "invalid_json.ipynb", small_data, tmp_path)
+    _assert_error(graded, "validate", "invalid_json.ipynb is not valid notebook JSON",
+                  "download it again")
+
+
+def test_a_missing_file(small_data: Path, tmp_path: Path) -> None:
+    graded = grade_notebook(tmp_path / "nothing.ipynb", small_data, tmp_path / "out")
+    _assert_error(graded, "validate", "does not exist")
+
+
+def test_a_cell_that_raises_names_the_cell(small_data: Path, tmp_path: Path) -> None:
+    graded = grade_notebook(NOTEBOOKS / "raises_in_cell.ipynb", small_data, tmp_path)
+    _assert_error(graded, "execute", "Cell 3 raised NameError: name 'model' is not defined",
+                  "runs top to bottom", cell=3)
+    assert "NameError" in graded.result["error"]["traceback"]
+    # The executed notebook is kept, failure marked, like papermill's output notebook.
+    assert "NameError" in (tmp_path / "executed.ipynb").read_text()
+
+
+def test_a_notebook_that_never_builds_a_model(small_data: Path, tmp_path: Path) -> None:
+    graded = grade_notebook(NOTEBOOKS / "never_defines_model.ipynb", small_data, tmp_path)
+    _assert_error(graded, "extract", "never built a Keras model", "named `model`")
+
+
+def test_several_models_and_none_named_model(make_notebook, small_data: Path,
+                                             tmp_path: Path) -> None:
+    notebook = make_notebook([
+        "import keras",
+        "a = keras.Sequential([keras.Input((192, 192, 3)), keras.layers.Conv2D(4, 3)])\n"
+        "b = keras.Sequential([keras.Input((192, 192, 3)), keras.layers.Conv2D(8, 3)])",
+    ])
+    graded = grade_notebook(notebook, small_data, tmp_path / "out")
+    _assert_error(graded, "extract", "several Keras models (a, b)")
+
+
+def test_parameters_are_injected_after_the_tagged_cell(make_notebook, small_data: Path,
+                                                       tmp_path: Path) -> None:
+    notebook = make_notebook([
+        "GCS_PATTERN = 'gs://flowers-public/tfrecords-jpeg-192x192-2/*.tfrec'\nEPOCHS = 60",
+        "import glob, keras\nassert EPOCHS == 1, EPOCHS\nfiles = glob.glob(GCS_PATTERN)\n"
+        "assert len(files) == 16, files",
+        "model = keras.Sequential([keras.Input((192, 192, 3)),\n"
+        "    keras.layers.Conv2D(16, 3, activation='relu'), keras.layers.MaxPooling2D(4),\n"
+        "    keras.layers.Conv2D(32, 3, activation='relu'),\n"
+        "    keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5, activation='softmax')])",
+    ], tags={0: ["parameters"]})
+    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "smoke")
+    assert graded.result["error"] is None, graded.result["error"]
+    assert graded.result["status"] == "graded"
+    assert graded.result["model"]["params"] == 448 + 4640 + 165
+    assert graded.result["warnings"] == []
+    assert graded.result["training"]["epochs"] == 1
