@@ -61,12 +61,27 @@ def cli(verbose: bool) -> None:
     _quiet_tensorflow()
 
 
+def _mirror(pairs: tuple[str, ...]) -> dict[str, Path]:
+    """--mirror gs://PREFIX=DIR options, checked."""
+    mirror = {}
+    for pair in pairs:
+        prefix, _, folder = pair.partition("=")
+        if not prefix.startswith("gs://") or not folder:
+            raise click.BadParameter(f"'{pair}' is not PREFIX=DIR with a gs:// prefix.",
+                                     param_hint="--mirror")
+        if not Path(folder).is_dir():
+            raise click.BadParameter(f"'{folder}' is not a folder.", param_hint="--mirror")
+        mirror[prefix.rstrip("/")] = Path(folder)
+    return mirror
+
+
 def _grade(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
-           test_data: Path | None, precision: str) -> int:
+           test_data: Path | None, precision: str, mirror: tuple[str, ...] = ()) -> int:
     from grader.pipeline import Request, grade
 
     loaded, chosen = _load(exercise, profile)
-    request = Request(notebook, data, out, loaded, chosen, test_data, precision)
+    request = Request(notebook, data, out, loaded, chosen, test_data, precision,
+                      mirror=_mirror(mirror))
     click.echo(f"grading {notebook} (profile {chosen.name}) ...", err=True)
     return _summary(grade(request), out)
 
@@ -79,6 +94,9 @@ _precision_option = click.option(
     "--precision", default="auto", show_default=True,
     type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
     help="Trusted training precision; auto picks bf16 where the hardware has it.")
+_mirror_option = click.option(
+    "--mirror", multiple=True, metavar="PREFIX=DIR",
+    help="Serve the notebook's reads under a gs:// PREFIX from local DIR (repeatable).")
 
 
 @cli.command()
@@ -89,10 +107,11 @@ _precision_option = click.option(
 @_profile_option
 @click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
 @_precision_option
+@_mirror_option
 def notebook(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
-             test_data: Path | None, precision: str) -> None:
+             test_data: Path | None, precision: str, mirror: tuple[str, ...]) -> None:
     """Grade one submitted NOTEBOOK."""
-    sys.exit(_grade(notebook, data, out, exercise, profile, test_data, precision))
+    sys.exit(_grade(notebook, data, out, exercise, profile, test_data, precision, mirror))
 
 
 @cli.command()

@@ -37,6 +37,7 @@ class Plan:
     """How to run one submission."""
     work_dir: Path                 # the kernel's working directory (its only writable place)
     parameters: dict[str, Any]     # injected after the cell tagged "parameters"
+    runtime: dict[str, Any]        # the prelude's configuration (gs:// mirror, allowed magics)
     cell_timeout: int              # seconds per cell
     notebook_timeout: int          # seconds for the whole notebook
     record: Path | None = None     # where to save the executed notebook, failures marked
@@ -58,7 +59,12 @@ def _grader_cell(text: str, role: str) -> NotebookNode:
     return cell
 
 
-def prepare(notebook: NotebookNode, parameters: dict[str, Any]
+def prelude(runtime: dict[str, Any]) -> str:
+    """The first cell: runtime emulation, configured by a literal the grader writes."""
+    return f"__flowers_grader_config = {runtime!r}\n" + source("prelude")
+
+
+def prepare(notebook: NotebookNode, parameters: dict[str, Any], runtime: dict[str, Any]
             ) -> tuple[NotebookNode, list[int | None], list[str]]:
     """A copy of the notebook with the prelude, injected parameters and extraction cells.
 
@@ -69,11 +75,12 @@ def prepare(notebook: NotebookNode, parameters: dict[str, Any]
     student = list(enumerate(prepared.cells, start=1))
     tagged = [n for n, cell in student if "parameters" in cell.get("metadata", {}).get("tags", [])]
     warnings = [] if tagged else [
-        "No cell is tagged 'parameters': the grader's data location and epoch count were "
-        "injected at the top, where later cells may override them."]
+        "No cell is tagged 'parameters': the grader set the data location and epoch count at "
+        "the top, and the notebook's own values override them (its gs:// reads are served "
+        "from the grader's copy of the data)."]
     after = tagged[0] if tagged else 0
     assignment = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
-    cells: list[NotebookNode] = [_grader_cell(source("prelude"), "prelude")]
+    cells: list[NotebookNode] = [_grader_cell(prelude(runtime), "prelude")]
     numbers: list[int | None] = [None]
     if after == 0:
         cells.append(_grader_cell(assignment, "injected-parameters"))
@@ -128,7 +135,7 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
     """Run the prepared notebook top to bottom and return the extraction payload."""
     from nbclient import NotebookClient
 
-    prepared, numbers, warnings = prepare(notebook, plan.parameters)
+    prepared, numbers, warnings = prepare(notebook, plan.parameters, plan.runtime)
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + plan.notebook_timeout

@@ -27,6 +27,7 @@ class Execution:
     student_epochs: int    # epoch count injected into the notebook's parameters cell
     data_variable: str     # parameters-cell variable that receives the local shard pattern
     epochs_variable: str   # parameters-cell variable that receives student_epochs
+    allowed_magics: tuple[str, ...]  # magics that run while grading; all others are skipped
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,16 @@ class Exercise:
     rules: Rules
     rubric: Rubric
     profiles: dict[str, Profile]
+    mirror: dict[str, str]  # gs:// prefix → local folder ("{data}" = --data, "" = none)
+
+    def mirror_for(self, data_dir: Path, overrides: dict[str, Path] | None = None
+                   ) -> dict[str, str]:
+        """The prefixes the kernel serves locally: the exercise's, then the command line's."""
+        served = {prefix.rstrip("/"): str(data_dir.resolve()) if folder == "{data}" else folder
+                  for prefix, folder in self.mirror.items()}
+        for prefix, folder in (overrides or {}).items():
+            served[prefix.rstrip("/")] = str(Path(folder).resolve())
+        return {prefix: folder for prefix, folder in served.items() if folder}
 
     def profile(self, name: str) -> Profile:
         """The named training profile, or a GradingError listing the ones that exist."""
@@ -125,8 +136,10 @@ def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
         classes=tuple(head["classes"]), image_size=int(head["image_size"]),
         validation_split=float(head["validation_split"]),
         target=_build(Target, doc["target"], f"{where} [target]"),
-        execution=_build(Execution, doc["execution"], f"{where} [execution]"),
+        execution=_build(Execution, {**doc["execution"], "allowed_magics": tuple(
+            doc["execution"].get("allowed_magics", ()))}, f"{where} [execution]"),
         rules=_build(Rules, doc["rules"], f"{where} [rules]"),
         rubric=_build(Rubric, doc["rubric"], f"{where} [rubric]"),
         profiles=profiles,
+        mirror={str(k): str(v) for k, v in doc.get("mirror", {}).items()},
     )

@@ -11,13 +11,13 @@ import shutil
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from grader import data, result as results, rules
+from grader import data, result as results, rules, static
 from grader.errors import GradingError
 from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
@@ -27,6 +27,7 @@ from grader.rebuild import ConfigRejected, build, describe, parse_config
 log = logging.getLogger(__name__)
 EXECUTED_NAME = "executed.ipynb"
 REPORT_NAME = "report.html"
+CLAIM_GAP = 0.10  # claimed vs verified accuracy gap that gets flagged
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Request:
     test_data: Path | None = None   # a private test set; the verdict then uses its accuracy
     precision: str = "auto"         # Keras dtype policy for trusted training, or auto
     student: str | None = None      # the student id; defaults to the notebook's file stem
+    mirror: dict[str, Path] = field(default_factory=dict)  # extra gs:// prefix → local folder
 
 
 class _Clock:
@@ -85,13 +87,18 @@ def grade(request: Request) -> dict[str, Any]:
 def _run(request: Request, result: dict[str, Any], clock: _Clock) -> None:
     mark = clock.started
     notebook = validate(request.notebook)
+    result["warnings"] += static.escape_warnings(notebook, request.exercise.execution.allowed_magics)
+    result["claimed_accuracy"] = static.claimed_accuracy(notebook)
     mark = clock.lap("validate", mark)
     execution = _execute(notebook, request, result)
     mark = clock.lap("execute", mark)
+    result["student_training"] = execution.payload.get("fit_calls") or []
     config = parse_config(_config_text(execution.payload, result))
     model = describe(build(config))
     result["model"].update(model.as_dict())
-    checks = rules.check(model, request.exercise)
+    applications = [a for a in execution.payload.get("applications") or []
+                    if isinstance(a, dict)][:10]
+    checks = rules.check(model, request.exercise, applications)
     result["checks"] = [c.as_dict() for c in checks]
     mark = clock.lap("rebuild", mark)
     if not all(c.passed for c in checks):
@@ -102,16 +109,33 @@ def _run(request: Request, result: dict[str, Any], clock: _Clock) -> None:
     accuracy = result["accuracy"]
     result.update(status="graded", passed=accuracy >= request.exercise.target.accuracy,
                   score=results.score(checks, accuracy, request.exercise))
+    _compare_claim(result)
+
+
+def _compare_claim(result: dict[str, Any]) -> None:
+    """Flag a notebook whose saved outputs claim far more (or less) than the grader measured."""
+    claimed, verified = result.get("claimed_accuracy"), result.get("accuracy")
+    if claimed is None or verified is None:
+        return
+    result["claim_flagged"] = abs(claimed - verified) > CLAIM_GAP
+    if result["claim_flagged"]:
+        result["warnings"].append(
+            f"The notebook's outputs claim {claimed:.1%} validation accuracy; the grader "
+            f"measured {verified:.1%}. Only the grader's number counts.")
 
 
 def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
     settings = request.exercise.execution
     parameters = {settings.data_variable: str(request.data_dir.resolve() / "*.tfrec"),
                   settings.epochs_variable: settings.student_epochs}
+    runtime = {"mirror": request.exercise.mirror_for(request.data_dir, request.mirror),
+               "allowed_magics": list(settings.allowed_magics),
+               "unmapped_message": _unmapped_message(request.exercise)}
     work = Path(tempfile.mkdtemp(prefix="flowers-grader-work-"))
     record = request.out_dir / EXECUTED_NAME
     try:
-        plan = Plan(work, parameters, settings.cell_timeout, settings.notebook_timeout, record)
+        plan = Plan(work, parameters, runtime, settings.cell_timeout,
+                    settings.notebook_timeout, record)
         execution = execute(notebook, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -119,11 +143,25 @@ def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
     return execution
 
 
+def _unmapped_message(exercise: Exercise) -> str:
+    """What the kernel says for a gs:// path with no local copy ({path} is filled in there)."""
+    return ("{path} has no local copy on this grading machine. Instructors: serve it with "
+            "`--mirror {prefix}=DIR` (the exercise file lists the known prefixes: "
+            + ", ".join(exercise.mirror) + ").")
+
+
 def _config_text(payload: dict[str, Any], result: dict[str, Any]) -> str:
     """The model config from the extraction payload, or an error saying what was found."""
     candidates = [str(c) for c in payload.get("candidates") or []][:20]
-    result["model"].update(variable=payload.get("variable"), candidates=candidates)
+    result["model"].update(variable=payload.get("variable"), candidates=candidates,
+                           reason=payload.get("reason"),
+                           ambiguous=bool(payload.get("ambiguous")))
     config = payload.get("config")
+    if payload.get("ambiguous"):
+        result["warnings"].append(
+            f"The notebook holds several Keras models ({', '.join(candidates)}); the grader "
+            f"took {payload.get('variable')}, {payload.get('reason')}. Name the model to grade "
+            f"`model` to choose it yourself.")
     if isinstance(config, str):
         return config
     if payload.get("error"):

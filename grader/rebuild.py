@@ -22,6 +22,7 @@ MAX_DEPTH = 64                # nesting of the JSON document itself
 # module → class names that may be deserialized. Everything else is refused before Keras runs.
 ALLOWED: dict[str, frozenset[str]] = {
     "keras": frozenset({"Sequential", "Functional", "DTypePolicy", "FloatDTypePolicy"}),
+    "keras.src.models.functional": frozenset({"Functional"}),  # what keras.Model(x, y) writes
     "keras.layers": frozenset({
         "InputLayer", "Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose",
         "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
@@ -65,6 +66,7 @@ class ModelInfo:
     output_shapes: list[list[Any]]
     output_activation: str | None
     layers: list[LayerInfo] = field(default_factory=list)
+    nested_classes: list[str] = field(default_factory=list)  # every layer, sub-models included
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -185,7 +187,16 @@ def describe(model) -> ModelInfo:
         trainable_params=int(sum(math.prod(w.shape) for w in model.trainable_weights)),
         input_shapes=[list(t.shape) for t in model.inputs],
         output_shapes=[list(t.shape) for t in model.outputs],
-        output_activation=_output_activation(model), layers=layers)
+        output_activation=_output_activation(model), layers=layers,
+        nested_classes=[type(layer).__name__ for layer in _walk(model)])
+
+
+def _walk(model):
+    """Every layer of the model, descending into sub-models."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _walk(layer)
 
 
 def _shape(layer) -> list[Any]:

@@ -140,13 +140,16 @@ def _disc(cv: _Canvas, x: float, y: float, r: float, fill: Colour, outline: Colo
 
 
 def _seeds(cv: _Canvas, cx: float, cy: float, r: float, count: int, base: Colour, rng: Rng) -> None:
-    """Dots on a golden-angle spiral: the seed texture of flower centres."""
+    """Dots packed on a golden-angle spiral: the seed texture of flower centres.
+
+    One shade only: alternating shades draw spiral arms that look like a rose's bud.
+    """
     dot = r / math.sqrt(count) * 0.55
-    dark, light = _scale(base, 0.6), _scale(base, 1.3)
+    dark = _scale(base, 0.55)
     for k in range(count):
         rad = r * 0.92 * math.sqrt((k + 0.5) / count)
         a = k * 2.39996
-        _disc(cv, cx + rad * math.cos(a), cy + rad * math.sin(a), dot, dark if k % 2 else light)
+        _disc(cv, cx + rad * math.cos(a), cy + rad * math.sin(a), dot, dark)
 
 
 def _stem(cv: _Canvas, x: float, y: float, length: float, angle: float, width: float, colour: Colour) -> None:
@@ -197,15 +200,15 @@ def _daisy(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
 
 def _dandelion(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     """Many small fluffy seed heads (radial bristles round a dot) scattered about."""
-    n = int(rng.integers(6, 22))
+    n = int(rng.integers(4, 15))
     for _ in range(n):
         x, y = _place(rng, cv.side, 0.05)
-        r = cv.side * rng.uniform(0.03, 0.075)
-        if rng.random() < 0.5:
+        r = cv.side * rng.uniform(0.05, 0.095)
+        if rng.random() < 0.3:
             _stem(cv, x, y, cv.side * rng.uniform(0.15, 0.6), rng.normal(0, 0.3), cv.line, _jitter(pal.stem, rng))
         fluff = _jitter(pal.petal, rng, 0.1)
         _disc(cv, x, y, r * rng.uniform(0.45, 0.65), _mix(fluff, pal.back_a, 0.35))
-        bristles = int(rng.integers(12, 22))
+        bristles = int(rng.integers(20, 32))
         rot = rng.uniform(0, 6.3)
         for k in range(bristles):
             a = rot + 2 * math.pi * k / bristles
@@ -217,10 +220,10 @@ def _dandelion(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
 
 def _rose(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     """Roses: rings of overlapping round petals shrinking to a spiral bud."""
-    n = int(rng.choice([1, 2, 3, 4]))
+    n = int(rng.choice([1, 1, 2, 3]))
     for _ in range(n):
         x, y = _place(rng, cv.side)
-        r = cv.side * rng.uniform(0.13, 0.27) / math.sqrt(n)
+        r = cv.side * rng.uniform(0.15, 0.28) / math.sqrt(n)
         _maybe_stem(cv, x, y, r, pal, rng)
         rings, rot = int(rng.integers(3, 5)), rng.uniform(0, 6.3)
         for k in range(rings):
@@ -262,10 +265,10 @@ def _sunflower(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
 
 def _tulip(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     """Upright cups with pointed rims on long stems with leaves (one to five)."""
-    n = int(rng.integers(1, 6))
+    n = int(rng.integers(1, 5))
     for _ in range(n):
         x, y = _place(rng, cv.side, 0.1)
-        h = cv.side * rng.uniform(0.12, 0.22) / n ** 0.3
+        h = cv.side * rng.uniform(0.16, 0.28) / n ** 0.3
         tilt = rng.normal(0.0, 0.25)
         w = h * rng.uniform(0.35, 0.5)
         bottom = (x - math.sin(tilt) * h, y + math.cos(tilt) * h)
@@ -316,7 +319,7 @@ def _backdrop(size: int, pal: _Palette, rng: Rng) -> Image.Image:
 def _clutter(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     """Grass, leaves and blobs in every class, in the palette's own colours."""
     side = cv.side
-    for _ in range(int(rng.integers(0, 40))):
+    for _ in range(int(rng.integers(0, 30))):
         x, y = side * rng.random(), side * rng.uniform(0.2, 1.2)
         _stem(cv, x, y, -side * rng.uniform(0.1, 0.5), rng.normal(0, 0.35), cv.line * rng.uniform(1, 3),
               _jitter(_mix(pal.stem, pal.back_b, rng.random() * 0.6), rng))
@@ -324,7 +327,7 @@ def _clutter(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
         x, y = side * rng.random(), side * rng.random()
         _leaf(cv, x, y, side * rng.uniform(0.1, 0.3), rng.uniform(0, 6.3), _jitter(pal.stem, rng, 0.3), rng)
     colours = (pal.petal, pal.centre, pal.back_b, pal.stem)
-    for _ in range(int(rng.integers(0, 12))):
+    for _ in range(int(rng.integers(0, 10))):
         x, y = side * rng.random(), side * rng.random()
         c = _mix(colours[int(rng.integers(0, 4))], pal.back_a, rng.uniform(0.2, 0.7))
         _disc(cv, x, y, side * rng.uniform(0.01, 0.06), c)
@@ -332,7 +335,7 @@ def _clutter(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
 
 def _occlude(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     """Now and then a foreground leaf or blade hides part of the subject."""
-    if rng.random() >= 0.3:
+    if rng.random() >= 0.2:
         return
     side = cv.side
     edge = int(rng.integers(0, 4))
@@ -347,7 +350,7 @@ def _occlude(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
 
 def _camera(img: Image.Image, rng: Rng) -> np.ndarray:
     """Focus blur, white balance, sensor noise and JPEG: nuisances shared by all classes."""
-    if rng.random() < 0.3:
+    if rng.random() < 0.2:
         img = _soften(img, rng.uniform(1.2, 1.8))
     gain = rng.uniform(0.85, 1.15, 3) * rng.uniform(0.8, 1.2)
     ramp = np.arange(256, dtype=np.float64)

@@ -56,15 +56,19 @@ def test_a_notebook_that_never_builds_a_model(small_data: Path, tmp_path: Path) 
     _assert_error(graded, "extract", "never built a Keras model", "named `model`")
 
 
-def test_several_models_and_none_named_model(make_notebook, small_data: Path,
-                                             tmp_path: Path) -> None:
+def test_several_models_and_none_named_model_is_reported(make_notebook, small_data: Path,
+                                                         tmp_path: Path) -> None:
     notebook = make_notebook([
         "import keras",
         "a = keras.Sequential([keras.Input((192, 192, 3)), keras.layers.Conv2D(4, 3)])\n"
         "b = keras.Sequential([keras.Input((192, 192, 3)), keras.layers.Conv2D(8, 3)])",
     ])
     graded = grade_notebook(notebook, small_data, tmp_path / "out")
-    _assert_error(graded, "extract", "several Keras models (a, b)")
+    model = graded.result["model"]
+    assert model["candidates"] == ["a", "b"] and model["variable"] == "b"
+    assert model["ambiguous"] is True
+    assert any("several Keras models (a, b)" in w for w in graded.result["warnings"])
+    assert graded.result["status"] == "rejected"  # 5 outputs and softmax are missing
 
 
 def test_parameters_are_injected_after_the_tagged_cell(make_notebook, small_data: Path,
