@@ -179,6 +179,31 @@ def data_import(photos_dir: Path, out: Path, size: int, seed: int, shards: int,
                f"to {out}")
 
 
+@data.command("fetch")
+@click.option("--out", required=True, type=DIR, help="Folder for the shards.")
+@click.option("--size", default=192, show_default=True, type=int, help="Image side in pixels.")
+@click.option("--url", help="Download from this address instead of the exercise's.")
+@click.option("--sha256", help="Expected SHA-256 of the archive (with --url).")
+@_exercise_option
+def data_fetch(out: Path, size: int, url: str | None, sha256: str | None, exercise: str) -> None:
+    """Download the public flower photo archive, verify it, and turn it into shards."""
+    from grader.fetch import fetch
+
+    loaded, _ = _load(exercise, DEFAULT_PROFILE)
+    if url and not sha256:
+        raise click.BadParameter("give the archive's checksum too.", param_hint="--sha256")
+    with click.progressbar(length=loaded.dataset.size, label="downloading",
+                           file=sys.stderr) as bar:
+        def progress(done: int, total: int | None) -> None:
+            bar.length = total or bar.length
+            bar.update(done - bar.pos)
+
+        written = fetch(loaded.dataset, out, loaded.classes, size, progress, url, sha256)
+    counts = ", ".join(f"{c} {n}" for c, n in zip(loaded.classes, written.per_class))
+    click.echo(f"wrote {written.images} images ({counts}) in {len(written.files)} shards "
+               f"to {out}")
+
+
 def main() -> None:
     """Entry point: a GradingError is a message and an exit code, never a traceback."""
     try:

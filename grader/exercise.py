@@ -65,6 +65,14 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Dataset:
+    url: str      # the public photo archive (.tgz, one folder per class inside `root`)
+    sha256: str   # its published checksum
+    size: int     # its size in bytes (for progress before the server says)
+    root: str     # the folder inside the archive that holds the class folders
+
+
+@dataclass(frozen=True)
 class Exercise:
     id: str
     title: str
@@ -80,6 +88,7 @@ class Exercise:
     rubric: Rubric
     profiles: dict[str, Profile]
     mirror: dict[str, str]  # gs:// prefix → local folder ("{data}" = --data, "" = none)
+    dataset: Dataset
 
     def mirror_for(self, data_dir: Path, overrides: dict[str, Path] | None = None
                    ) -> dict[str, str]:
@@ -142,4 +151,5 @@ def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
         rubric=_build(Rubric, doc["rubric"], f"{where} [rubric]"),
         profiles=profiles,
         mirror={str(k): str(v) for k, v in doc.get("mirror", {}).items()},
+        dataset=_build(Dataset, doc["dataset"], f"{where} [dataset]"),
     )
