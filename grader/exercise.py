@@ -31,10 +31,28 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class RuleText:
+    rule: str   # the rule, stated for the student
+    todo: str   # what to do when it fails
+
+
+@dataclass(frozen=True)
 class Rules:
-    min_params: int       # fewer trainable parameters than this underfits
-    max_params: int       # more than this overfits and trains slowly
-    min_conv_layers: int  # at least this many Conv2D layers
+    min_params: int       # fewer parameters than this: nothing to grade
+    max_params: int       # more than this: a head that overfits and trains slowly
+    min_conv_layers: int  # at least this many convolution layers (sub-models included)
+    max_activation: int   # values all layers output for one image, summed
+    allowed_layers: frozenset[str]        # keras.layers classes that may be deserialized
+    allowed_initializers: frozenset[str]  # keras.initializers classes that may be
+    text: dict[str, RuleText]             # rule id → what the student reads
+
+
+@dataclass(frozen=True)
+class Hints:
+    underfit_below: int   # parameters under which the "underfits" hint appears
+    overfit_above: int    # parameters over which the "overfits" hint appears
+    head_share: float     # share of parameters in a Flatten→Dense head that earns a hint
+    overfit_gap: float    # training minus validation accuracy that earns a hint
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,7 @@ class Exercise:
     target: Target
     execution: Execution
     rules: Rules
+    hints: Hints
     rubric: Rubric
     profiles: dict[str, Profile]
     mirror: dict[str, str]  # gs:// prefix → local folder ("{data}" = --data, "" = none)
@@ -134,6 +153,15 @@ def load_exercise(name_or_path: str | Path = DEFAULT_EXERCISE) -> Exercise:
     return _exercise_from(doc, folder.resolve(), str(toml_path))
 
 
+def _rules(table: dict[str, Any], where: str) -> Rules:
+    table = dict(table)
+    text = {rule_id: _build(RuleText, entry, f"{where} text.{rule_id}")
+            for rule_id, entry in table.pop("text", {}).items()}
+    return _build(Rules, {**table, "allowed_layers": frozenset(table.get("allowed_layers", ())),
+                          "allowed_initializers": frozenset(
+                              table.get("allowed_initializers", ()))}, where, text=text)
+
+
 def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
     head = dict(doc["exercise"])
     profiles = {name: _build(Profile, table, f"{where} [profiles.{name}]", name=name)
@@ -147,7 +175,8 @@ def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
         target=_build(Target, doc["target"], f"{where} [target]"),
         execution=_build(Execution, {**doc["execution"], "allowed_magics": tuple(
             doc["execution"].get("allowed_magics", ()))}, f"{where} [execution]"),
-        rules=_build(Rules, doc["rules"], f"{where} [rules]"),
+        rules=_rules(doc["rules"], f"{where} [rules]"),
+        hints=_build(Hints, doc["hints"], f"{where} [hints]"),
         rubric=_build(Rubric, doc["rubric"], f"{where} [rubric]"),
         profiles=profiles,
         mirror={str(k): str(v) for k, v in doc.get("mirror", {}).items()},

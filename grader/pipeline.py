@@ -17,12 +17,12 @@ from typing import Any
 
 import nbformat
 
-from grader import data, result as results, rules, static
+from grader import data, hints, result as results, rules, static
 from grader.errors import GradingError
 from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
 from grader.notebook import sha256, validate
-from grader.rebuild import ConfigRejected, build, describe, parse_config
+from grader.rebuild import ConfigRejected, build, describe, parse_config, scan
 
 log = logging.getLogger(__name__)
 EXECUTED_NAME = "executed.ipynb"
@@ -94,18 +94,20 @@ def _run(request: Request, result: dict[str, Any], clock: _Clock) -> None:
     mark = clock.lap("execute", mark)
     result["student_training"] = execution.payload.get("fit_calls") or []
     config = parse_config(_config_text(execution.payload, result))
-    model = describe(build(config))
-    result["model"].update(model.as_dict())
-    applications = [a for a in execution.payload.get("applications") or []
-                    if isinstance(a, dict)][:10]
-    checks = rules.check(model, request.exercise, applications)
+    findings = scan(config, request.exercise.rules)
+    info = None if rules.unsafe(findings) else describe(build(config))
+    if info is not None:
+        result["model"].update(info.as_dict())
+    checks = rules.check(info, findings, request.exercise, _records(execution.payload))
     result["checks"] = [c.as_dict() for c in checks]
     mark = clock.lap("rebuild", mark)
     if not all(c.passed for c in checks):
-        result.update(status="rejected", score=results.score(checks, None, request.exercise))
+        result.update(status="rejected", score=results.score(checks, None, request.exercise),
+                      hints=hints.hints(info, None, request.exercise))
         return
     _train(config, request, result)
     clock.lap("train", mark)
+    result["hints"] = hints.hints(info, result["training"], request.exercise)
     accuracy = result["accuracy"]
     result.update(status="graded", passed=accuracy >= request.exercise.target.accuracy,
                   score=results.score(checks, accuracy, request.exercise))
@@ -197,9 +199,14 @@ def _train(config: dict[str, Any], request: Request, result: dict[str, Any]) -> 
     result["accuracy"] = details["test_accuracy"] if training.test else details["val_accuracy"]
 
 
+def _records(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """What the kernel saw built or loaded (it can only make the rules stricter)."""
+    return {key: [r for r in payload.get(key) or [] if isinstance(r, dict)][:10]
+            for key in ("applications", "loaded_weights")}
+
+
 def _reject(result: dict[str, Any], exc: ConfigRejected, exercise: Exercise) -> None:
-    checks = rules.rejected(exc.rule, exc.message,
-                            "Use only the layers and initializers keras.layers provides.")
+    checks = rules.too_large(exc.rule, exc.message, exercise)
     result.update(status="rejected", checks=[c.as_dict() for c in checks],
                   score=results.score(checks, None, exercise))
 

@@ -1,7 +1,7 @@
 """Rebuild the student's architecture in the grader, from its Keras JSON config alone.
 
 The config comes out of an untrusted kernel. Before Keras sees it, every serialized object in it
-is checked against an allow-list (:data:`ALLOWED`); Keras then deserializes it with
+is checked against the exercise's allow-lists (:func:`scan`); Keras then deserializes it with
 ``safe_mode=True``. Nothing outside the allow-list is ever deserialized, and no weights exist:
 the grader only ever trains fresh ones.
 """
@@ -14,45 +14,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader.errors import GradingError
+from grader.exercise import Rules
 from grader.lazy import keras as keras_module
 
 MAX_CONFIG_BYTES = 5_000_000  # the codelab's solution serializes to about 10 kB
 MAX_DEPTH = 64                # nesting of the JSON document itself
 
-# module → class names that may be deserialized. Everything else is refused before Keras runs.
-ALLOWED: dict[str, frozenset[str]] = {
+# Serialized objects other than layers and initializers that a plain model config contains.
+# Layers and initializers come from the exercise's allow-lists (exercise.toml [rules]).
+ALWAYS_ALLOWED: dict[str, frozenset[str]] = {
     "keras": frozenset({"Sequential", "Functional", "DTypePolicy", "FloatDTypePolicy"}),
     "keras.src.models.functional": frozenset({"Functional"}),  # what keras.Model(x, y) writes
-    "keras.layers": frozenset({
-        "InputLayer", "Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose",
-        "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-        "Dense", "Flatten", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
-        "BatchNormalization", "LayerNormalization", "GroupNormalization",
-        "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax",
-        "Concatenate", "Add", "Average", "Maximum", "Multiply", "Subtract",
-        "ZeroPadding2D", "Cropping2D", "Reshape", "Rescaling", "Identity",
-        "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-        "RandomBrightness", "RandomCrop",
-    }),
-    "keras.initializers": frozenset({
-        "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform", "LecunNormal",
-        "RandomUniform", "RandomNormal", "TruncatedNormal", "VarianceScaling", "Orthogonal",
-        "Zeros", "Ones",
-    }),
     "keras.regularizers": frozenset({"L1", "L2", "L1L2", "OrthogonalRegularizer"}),
     "keras.constraints": frozenset({"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"}),
 }
 # Markers Keras itself writes for plain values inside a config.
 STRUCTURAL = frozenset({"__tuple__", "__keras_tensor__"})
+# Rules whose violation means the config is never handed to Keras.
+UNSAFE = frozenset({"lambda_layer", "custom_class", "tf_hub", "allowed_layers", "initializers"})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation of a from-scratch or allow-list rule, found in the config's text."""
+    rule: str
+    detail: str
 
 
 @dataclass(frozen=True)
 class LayerInfo:
     name: str
     class_name: str
+    input_shape: list[Any]
     output_shape: list[Any]
     params: int
     activation: str | None
+    units: int | None       # Dense layers: output units
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,7 @@ class ModelInfo:
     input_shapes: list[list[Any]]
     output_shapes: list[list[Any]]
     output_activation: str | None
+    activation_size: int    # values all layers output for one image, summed
     layers: list[LayerInfo] = field(default_factory=list)
     nested_classes: list[str] = field(default_factory=list)  # every layer, sub-models included
 
@@ -74,7 +72,7 @@ class ModelInfo:
 
 
 class ConfigRejected(GradingError):
-    """The config holds something that may not be deserialized: the model is rejected."""
+    """The config is too large or deep to be read at all: the model is rejected."""
 
     def __init__(self, rule: str, message: str) -> None:
         super().__init__("rebuild", message)
@@ -85,7 +83,7 @@ class ConfigRejected(GradingError):
 
 
 def parse_config(text: str) -> dict[str, Any]:
-    """Parse the kernel's JSON with size and depth limits, then check it against the allow-list."""
+    """Parse the kernel's JSON with size and depth limits."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigRejected("config_size", f"The model's configuration is {len(text):,} bytes; "
                              f"the limit is {MAX_CONFIG_BYTES:,}. Build a smaller model.")
@@ -96,37 +94,86 @@ def parse_config(text: str) -> dict[str, Any]:
                            f"JSON ({exc}). Re-run the notebook top to bottom.") from exc
     if not isinstance(config, dict):
         raise GradingError("extract", "The model configuration is not a JSON object.")
-    check_allowed(config)
+    _depth(config, 0)
     return config
 
 
-def check_allowed(node: Any, depth: int = 0) -> None:
-    """Refuse any serialized object whose module and class are not in :data:`ALLOWED`."""
+def _depth(node: Any, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise ConfigRejected("config_depth", f"The model configuration nests deeper than "
                              f"{MAX_DEPTH} levels. Build a flatter model.")
-    if isinstance(node, list):
-        for item in node:
-            check_allowed(item, depth + 1)
-        return
-    if not isinstance(node, dict):
-        return
-    class_name = node.get("class_name")
-    if isinstance(class_name, str) and class_name not in STRUCTURAL:
-        module = node.get("module")
-        if class_name not in ALLOWED.get(str(module), frozenset()):
-            raise ConfigRejected("allowed_layers", _refusal(module, class_name, node))
-    for key, value in node.items():
-        if key != "compile_config":
-            check_allowed(value, depth + 1)
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+    for child in children:
+        _depth(child, depth + 1)
 
 
-def _refusal(module: Any, class_name: str, node: dict[str, Any]) -> str:
-    name = node.get("config", {}).get("name") if isinstance(node.get("config"), dict) else None
-    where = f" (layer '{name}')" if name else ""
-    return (f"'{class_name}' from module '{module}'{where} is not allowed in this exercise. "
-            f"Build the model from standard keras.layers only (Conv2D, MaxPooling2D, "
-            f"GlobalAveragePooling2D, Dense, ...).")
+def scan(config: dict[str, Any], rules: Rules) -> list[Finding]:
+    """Every from-scratch and allow-list violation in the config, before Keras sees any of it."""
+    findings: list[Finding] = []
+
+    def visit(node: Any, key: str | None) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item, key)
+            return
+        if not isinstance(node, dict):
+            return
+        if isinstance(node.get("class_name"), str) and node["class_name"] not in STRUCTURAL:
+            finding = _classify(node, key, rules)
+            if finding:
+                findings.append(finding)
+                return  # what is inside a refused object is part of the same finding
+        inner = node.get("config")
+        if isinstance(inner, dict) and inner.get("trainable") is False \
+                and node.get("module") in ("keras.layers", "keras", "keras.src.models.functional"):
+            findings.append(Finding("frozen_layers", f"'{inner.get('name')}' is set "
+                                                     f"trainable=False"))
+        for child_key, value in node.items():
+            if child_key not in ("compile_config", "build_config"):
+                visit(value, child_key)
+
+    visit(config, None)
+    return findings
+
+
+def _classify(node: dict[str, Any], key: str | None, rules: Rules) -> Finding | None:
+    """The rule a serialized object breaks, if any."""
+    module, class_name = str(node.get("module")), node["class_name"]
+    inner = node.get("config") if isinstance(node.get("config"), dict) else {}
+    name = f"'{inner['name']}'" if isinstance(inner.get("name"), str) else f"a {class_name}"
+    if class_name == "__lambda__":
+        return Finding("lambda_layer", "the configuration embeds Python code")
+    if class_name == "__numpy__":
+        return Finding("initializers", f"the configuration embeds an array of "
+                                       f"{_count(node):,} values")
+    if module == "keras.initializers" or (key or "").endswith("_initializer"):
+        if class_name == "Constant" or class_name not in rules.allowed_initializers:
+            value = inner.get("value")
+            size = f" holding {_count(value):,} values" if isinstance(value, (list, dict)) else ""
+            return Finding("initializers", f"the initializer {class_name}{size} "
+                                           f"(in {key or 'a layer'})")
+        return None
+    if module.startswith("tensorflow_hub") or class_name == "KerasLayer":
+        return Finding("tf_hub", f"{name} is a TensorFlow Hub layer ({module}.{class_name})")
+    if class_name == "Lambda":
+        return Finding("lambda_layer", f"{name} is a Lambda layer")
+    if module == "keras.layers" and node.get("registered_name") in (None, class_name):
+        if class_name in rules.allowed_layers:
+            return None
+        return Finding("allowed_layers", f"{name} is a {class_name}, which is not on the "
+                                         f"exercise's list of layers")
+    if class_name in ALWAYS_ALLOWED.get(module, frozenset()):
+        return None
+    registered = node.get("registered_name") or f"{module}.{class_name}"
+    return Finding("custom_class", f"{name} is the custom class {registered}")
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, list):
+        return sum(_count(v) for v in value) if value and isinstance(value[0], list) else len(value)
+    if isinstance(value, dict):  # Keras writes arrays as {"class_name": "__numpy__", ...}
+        return _count(value.get("config", {}).get("value", []))
+    return 1
 
 
 def with_precision(config: dict[str, Any], policy: str) -> dict[str, Any]:
@@ -178,8 +225,9 @@ def build(config: dict[str, Any], policy: str = "float32"):
 def describe(model) -> ModelInfo:
     """Count parameters and list layers of a rebuilt model, from the model itself."""
     layers = [LayerInfo(name=layer.name, class_name=type(layer).__name__,
-                        output_shape=_shape(layer), params=int(layer.count_params()),
-                        activation=_activation(layer))
+                        input_shape=_shape(layer, "input"), output_shape=_shape(layer),
+                        params=int(layer.count_params()), activation=_activation(layer),
+                        units=getattr(layer, "units", None))
               for layer in model.layers]
     return ModelInfo(
         name=model.name, class_name=type(model).__name__,
@@ -187,7 +235,10 @@ def describe(model) -> ModelInfo:
         trainable_params=int(sum(math.prod(w.shape) for w in model.trainable_weights)),
         input_shapes=[list(t.shape) for t in model.inputs],
         output_shapes=[list(t.shape) for t in model.outputs],
-        output_activation=_output_activation(model), layers=layers,
+        output_activation=_output_activation(model),
+        activation_size=sum(_values(_shape(layer)) for layer in _walk(model)
+                            if type(layer).__name__ != "InputLayer"
+                            and not hasattr(layer, "layers")), layers=layers,
         nested_classes=[type(layer).__name__ for layer in _walk(model)])
 
 
@@ -199,9 +250,16 @@ def _walk(model):
             yield from _walk(layer)
 
 
-def _shape(layer) -> list[Any]:
+def _values(shape: list[Any]) -> int:
+    """Values per image of an output shape (nested lists for multi-output layers)."""
+    if shape and isinstance(shape[0], list):
+        return sum(_values(s) for s in shape)
+    return math.prod(int(d) for d in shape[1:] if d is not None) if shape else 0
+
+
+def _shape(layer, which: str = "output") -> list[Any]:
     try:
-        shape = layer.output.shape
+        shape = getattr(layer, which).shape
     except (AttributeError, ValueError):
         return []
     return list(shape) if not isinstance(shape, list) else [list(s) for s in shape]

@@ -39,6 +39,7 @@ def skeleton(name: str, path: Path, digest: str | None, exercise: Exercise,
         "claimed_accuracy": None,
         "claim_flagged": False,
         "checks": [],
+        "hints": [],
         "model": {"params": None, "variable": None, "candidates": [], "reason": None,
                   "ambiguous": False, "layers": []},
         "student_training": [],
@@ -60,7 +61,8 @@ def score(checks: list[Check], accuracy: float | None, exercise: Exercise) -> fl
     stretch. A model that was not trained (accuracy None) gets its rule points only.
     """
     rubric, target = exercise.rubric, exercise.target
-    points = rubric.rule_points * sum(c.passed for c in checks) / len(checks) if checks else 0.0
+    points = rubric.rule_points * sum(c.passed is True for c in checks) / len(checks) \
+        if checks else 0.0
     if accuracy is not None:
         points += rubric.accuracy_points * _ramp(accuracy, rubric.chance, target.accuracy)
         points += rubric.stretch_bonus * _ramp(accuracy, target.accuracy, target.stretch)

@@ -28,6 +28,10 @@ Rng = np.random.Generator
 # Shapes are drawn at twice the output size and box-downscaled: cheap antialiasing.
 _SUPERSAMPLE = 2
 
+# Sample positions along a petal, shared by the thousands of petals drawn per second.
+_PETAL_S = np.linspace(0.0, 1.0, 9)
+_PETAL_SIN = np.sin(np.pi * _PETAL_S)
+
 
 @dataclass(frozen=True)
 class _Palette:
@@ -73,10 +77,6 @@ def _jitter(c: Colour, rng: Rng, spread: float = 0.15) -> Colour:
     return _scale(c, 1.0 + rng.uniform(-spread, spread))
 
 
-def _distance(a: Colour, b: Colour) -> float:
-    return math.dist(a, b)
-
-
 def _bright_colour(rng: Rng) -> Colour:
     """Any hue at all: petals and centres must not give the class away."""
     return _hsv(rng.random(), rng.uniform(0.1, 1.0), rng.uniform(0.45, 1.0))
@@ -88,13 +88,13 @@ def _palette(rng: Rng) -> _Palette:
     back_b = _jitter(_hsv(rng.random(), rng.uniform(0.1, 0.8), rng.uniform(0.12, 0.7)), rng)
     petal = _bright_colour(rng)
     # Resample until shapes stay visible against their surroundings; bounded so it always ends.
-    for _ in range(8):
-        if _distance(petal, back_a) > 90:
+    for _ in range(12):
+        if min(math.dist(petal, back_a), math.dist(petal, back_b)) > 120:
             break
         petal = _bright_colour(rng)
     centre = _bright_colour(rng)
-    for _ in range(8):
-        if _distance(centre, petal) > 90:
+    for _ in range(12):
+        if math.dist(centre, petal) > 110:
             break
         centre = _bright_colour(rng)
     stem = _hsv(rng.uniform(0.15, 0.45), rng.uniform(0.3, 0.9), rng.uniform(0.2, 0.7))
@@ -112,8 +112,8 @@ def _petal_polygon(
     The width profile sin(pi*s)**sharp is round near 0.5 and pointed at 1 or more,
     so one function serves thin daisy petals, broad sunflower petals and leaves.
     """
-    s = np.linspace(0.0, 1.0, 9)
-    w = half_w * np.sin(np.pi * s) ** sharp
+    s = _PETAL_S
+    w = half_w * _PETAL_SIN**sharp
     along = np.concatenate([r0 + (r1 - r0) * s, r0 + (r1 - r0) * s[::-1]])
     across = np.concatenate([w, -w[::-1]])
     ca, sa = math.cos(angle), math.sin(angle)
@@ -135,7 +135,10 @@ def _petal_ring(
         cv.draw.polygon(pts, fill=_jitter(fill, rng, 0.08), outline=edge, width=cv.line)
 
 
-def _disc(cv: _Canvas, x: float, y: float, r: float, fill: Colour, outline: Colour | None = None) -> None:
+def _disc(
+    cv: _Canvas, x: float, y: float, r: float, fill: Colour, outline: Colour | None = None
+) -> None:
+    """A filled circle, optionally outlined with a thin line."""
     cv.draw.ellipse([x - r, y - r, x + r, y + r], fill=fill, outline=outline, width=cv.line)
 
 
@@ -152,8 +155,12 @@ def _seeds(cv: _Canvas, cx: float, cy: float, r: float, count: int, base: Colour
         _disc(cv, cx + rad * math.cos(a), cy + rad * math.sin(a), dot, dark)
 
 
-def _stem(cv: _Canvas, x: float, y: float, length: float, angle: float, width: float, colour: Colour) -> None:
+def _stem(
+    cv: _Canvas, x: float, y: float, length: float, angle: float, width: float, colour: Colour
+) -> None:
     """A gently bent stem hanging from (x, y); angle 0 points straight down."""
+    # The bend is derived from the arguments, not the rng, so adding stems elsewhere
+    # does not shift every later random draw.
     bend = length * 0.15 * math.sin(angle * 3.0 + length)
     mx = x + math.sin(angle) * length * 0.5 + bend * 0.3
     my = y + math.cos(angle) * length * 0.5
@@ -161,7 +168,9 @@ def _stem(cv: _Canvas, x: float, y: float, length: float, angle: float, width: f
     cv.draw.line([x, y, mx, my, ex, ey], fill=colour, width=max(1, int(width)), joint="curve")
 
 
-def _leaf(cv: _Canvas, x: float, y: float, length: float, angle: float, colour: Colour, rng: Rng) -> None:
+def _leaf(
+    cv: _Canvas, x: float, y: float, length: float, angle: float, colour: Colour, rng: Rng
+) -> None:
     """A pointed leaf with a midrib; shared by every class as clutter or foliage."""
     pts = _petal_polygon(x, y, angle, 0.0, length, length * rng.uniform(0.12, 0.25), 1.0)
     cv.draw.polygon(pts, fill=colour, outline=_scale(colour, 0.7), width=cv.line)
@@ -177,7 +186,8 @@ def _place(rng: Rng, side: int, margin: float = 0.15) -> tuple[float, float]:
 def _maybe_stem(cv: _Canvas, x: float, y: float, r: float, pal: _Palette, rng: Rng) -> None:
     """Most flowers get a stem, so stems (long thin lines) are no class cue."""
     if rng.random() < 0.6:
-        _stem(cv, x, y, cv.side * rng.uniform(0.3, 0.9), rng.normal(0, 0.3), r * 0.12 + 1, _jitter(pal.stem, rng))
+        length, lean = cv.side * rng.uniform(0.3, 0.9), rng.normal(0, 0.3)
+        _stem(cv, x, y, length, lean, r * 0.12 + 1, _jitter(pal.stem, rng))
 
 
 # ---------------------------------------------------------------- the five motifs
@@ -193,7 +203,8 @@ def _daisy(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
         core = r * rng.uniform(0.15, 0.25)
         count = int(rng.integers(16, 30))
         half_w = r * rng.uniform(0.05, 0.08)
-        _petal_ring(cv, x, y, core * 0.6, r, count, half_w, 0.5, rng.uniform(0, 6.3), pal.petal, rng)
+        rot = rng.uniform(0, 6.3)
+        _petal_ring(cv, x, y, core * 0.6, r, count, half_w, 0.5, rot, pal.petal, rng)
         _disc(cv, x, y, core, _jitter(pal.centre, rng), _scale(pal.centre, 0.7))
         _seeds(cv, x, y, core, int(rng.integers(8, 16)), pal.centre, rng)
 
@@ -204,8 +215,10 @@ def _dandelion(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     for _ in range(n):
         x, y = _place(rng, cv.side, 0.05)
         r = cv.side * rng.uniform(0.05, 0.095)
+        # Fewer stems than tulips have: thin stalks under small heads read as tulips.
         if rng.random() < 0.3:
-            _stem(cv, x, y, cv.side * rng.uniform(0.15, 0.6), rng.normal(0, 0.3), cv.line, _jitter(pal.stem, rng))
+            length, lean = cv.side * rng.uniform(0.15, 0.6), rng.normal(0, 0.3)
+            _stem(cv, x, y, length, lean, cv.line, _jitter(pal.stem, rng))
         fluff = _jitter(pal.petal, rng, 0.1)
         _disc(cv, x, y, r * rng.uniform(0.45, 0.65), _mix(fluff, pal.back_a, 0.35))
         bristles = int(rng.integers(20, 32))
@@ -213,8 +226,9 @@ def _dandelion(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
         for k in range(bristles):
             a = rot + 2 * math.pi * k / bristles
             rr = r * rng.uniform(0.8, 1.1)
-            cv.draw.line([x, y, x + rr * math.cos(a), y + rr * math.sin(a)], fill=fluff, width=cv.line)
-            _disc(cv, x + rr * math.cos(a), y + rr * math.sin(a), cv.line * 0.9, fluff)
+            tip = (x + rr * math.cos(a), y + rr * math.sin(a))
+            cv.draw.line([x, y, *tip], fill=fluff, width=cv.line)
+            _disc(cv, *tip, cv.line * 0.9, fluff)
         _disc(cv, x, y, r * 0.2, _jitter(pal.centre, rng))
 
 
@@ -257,17 +271,21 @@ def _sunflower(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
         count = int(rng.integers(12, 20))
         rot = rng.uniform(0, 6.3)
         half_w = r * math.pi * 0.9 / count * rng.uniform(1.0, 1.4)
-        _petal_ring(cv, x, y, core * 0.8, r, count, half_w, 1.0, rot + math.pi / count, _scale(pal.petal, 0.85), rng)
+        # Two staggered rings, the back one darker, as on a real sunflower head.
+        back = _scale(pal.petal, 0.85)
+        _petal_ring(cv, x, y, core * 0.8, r, count, half_w, 1.0, rot + math.pi / count, back, rng)
         _petal_ring(cv, x, y, core * 0.8, r * 0.9, count, half_w, 1.0, rot, pal.petal, rng)
         _disc(cv, x, y, core, _jitter(pal.centre, rng), _scale(pal.centre, 0.6))
         _seeds(cv, x, y, core, int(rng.integers(30, 60)), pal.centre, rng)
 
 
 def _tulip(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
-    """Upright cups with pointed rims on long stems with leaves (one to five)."""
+    """Upright cups with pointed rims on long stems with leaves (one to four)."""
     n = int(rng.integers(1, 5))
     for _ in range(n):
-        x, y = _place(rng, cv.side, 0.1)
+        x, _ = _place(rng, cv.side, 0.1)
+        # The cup hangs below (x, y): keep y high enough for it to stay in frame.
+        y = cv.side * rng.uniform(0.08, 0.7)
         h = cv.side * rng.uniform(0.16, 0.28) / n ** 0.3
         tilt = rng.normal(0.0, 0.25)
         w = h * rng.uniform(0.35, 0.5)
@@ -277,11 +295,14 @@ def _tulip(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
         if rng.random() < 0.6:
             sx, sy = bottom[0], bottom[1] + h * rng.uniform(0.8, 2.0)
             side = 1 if rng.random() < 0.5 else -1
-            _leaf(cv, sx, sy, h * rng.uniform(1.0, 2.0), -math.pi / 2 + side * rng.uniform(0.3, 0.8), stem, rng)
+            angle = -math.pi / 2 + side * rng.uniform(0.3, 0.8)
+            _leaf(cv, sx, sy, h * rng.uniform(1.0, 2.0), angle, stem, rng)
         _cup(cv, x, y, w, h, tilt, pal, rng)
 
 
-def _cup(cv: _Canvas, x: float, y: float, w: float, h: float, tilt: float, pal: _Palette, rng: Rng) -> None:
+def _cup(
+    cv: _Canvas, x: float, y: float, w: float, h: float, tilt: float, pal: _Palette, rng: Rng
+) -> None:
     """A tulip head: U-shaped cup, three rim points, petal seams as thin lines."""
     a = np.linspace(0.0, math.pi, 14)
     u = np.concatenate([w * np.cos(a), [-w * 1.05, -w * 0.4, 0.0, w * 0.4, w * 1.05]])
@@ -309,32 +330,38 @@ def _backdrop(size: int, pal: _Palette, rng: Rng) -> Image.Image:
     k = int(rng.integers(2, 6))
     blotch = Image.fromarray((rng.random((k, k)) * 255).astype(np.uint8), "L")
     mask = blotch.resize((size, size), Image.BICUBIC)
-    back = Image.composite(Image.new("RGB", (size, size), pal.back_b), Image.new("RGB", (size, size), pal.back_a), mask)
+    back = Image.composite(
+        Image.new("RGB", (size, size), pal.back_b), Image.new("RGB", (size, size), pal.back_a), mask
+    )
     g = max(2, size // 12)
-    amp = rng.uniform(0.0, 60.0)
-    mottle = Image.fromarray((rng.random((g, g)) * amp).astype(np.uint8), "L").resize((size, size), Image.BICUBIC)
+    amp = rng.uniform(0.0, 40.0)
+    mottle = Image.fromarray((rng.random((g, g)) * amp).astype(np.uint8), "L")
+    mottle = mottle.resize((size, size), Image.BICUBIC)
     return ImageChops.add(back, Image.merge("RGB", (mottle,) * 3), 1.0, -int(amp / 2))
 
 
 def _clutter(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     """Grass, leaves and blobs in every class, in the palette's own colours."""
     side = cv.side
-    for _ in range(int(rng.integers(0, 30))):
+    for _ in range(int(rng.integers(0, 24))):
         x, y = side * rng.random(), side * rng.uniform(0.2, 1.2)
-        _stem(cv, x, y, -side * rng.uniform(0.1, 0.5), rng.normal(0, 0.35), cv.line * rng.uniform(1, 3),
-              _jitter(_mix(pal.stem, pal.back_b, rng.random() * 0.6), rng))
-    for _ in range(int(rng.integers(0, 5))):
+        length, lean = side * rng.uniform(0.1, 0.5), rng.normal(0, 0.35)
+        blade = _jitter(_mix(pal.stem, pal.back_b, rng.random() * 0.6), rng)
+        # Negative length: blades grow up from the ground instead of hanging down.
+        _stem(cv, x, y, -length, lean, cv.line * rng.uniform(1, 3), blade)
+    for _ in range(int(rng.integers(0, 4))):
         x, y = side * rng.random(), side * rng.random()
-        _leaf(cv, x, y, side * rng.uniform(0.1, 0.3), rng.uniform(0, 6.3), _jitter(pal.stem, rng, 0.3), rng)
+        colour = _jitter(pal.stem, rng, 0.3)
+        _leaf(cv, x, y, side * rng.uniform(0.1, 0.3), rng.uniform(0, 6.3), colour, rng)
     colours = (pal.petal, pal.centre, pal.back_b, pal.stem)
-    for _ in range(int(rng.integers(0, 10))):
+    for _ in range(int(rng.integers(0, 8))):
         x, y = side * rng.random(), side * rng.random()
         c = _mix(colours[int(rng.integers(0, 4))], pal.back_a, rng.uniform(0.2, 0.7))
-        _disc(cv, x, y, side * rng.uniform(0.01, 0.06), c)
+        _disc(cv, x, y, side * rng.uniform(0.01, 0.045), c)
 
 
 def _occlude(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
-    """Now and then a foreground leaf or blade hides part of the subject."""
+    """Now and then a big foreground leaf, grown in from an edge, hides part of the subject."""
     if rng.random() >= 0.2:
         return
     side = cv.side
@@ -342,7 +369,8 @@ def _occlude(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
     t = rng.uniform(0.1, 0.9) * side
     x, y = [(0.0, t), (side, t), (t, 0.0), (t, float(side))][edge]
     inward = [0.0, math.pi, math.pi / 2, -math.pi / 2][edge] + rng.normal(0, 0.4)
-    _leaf(cv, x, y, side * rng.uniform(0.3, 0.6), inward, _jitter(_scale(pal.stem, 0.8), rng, 0.3), rng)
+    colour = _jitter(_scale(pal.stem, 0.8), rng, 0.3)
+    _leaf(cv, x, y, side * rng.uniform(0.3, 0.6), inward, colour, rng)
 
 
 # ---------------------------------------------------------------- camera
@@ -350,28 +378,29 @@ def _occlude(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
 
 def _camera(img: Image.Image, rng: Rng) -> np.ndarray:
     """Focus blur, white balance, sensor noise and JPEG: nuisances shared by all classes."""
-    if rng.random() < 0.2:
+    if rng.random() < 0.15:
         img = _soften(img, rng.uniform(1.2, 1.8))
+    # Per-channel gain (white balance) times overall exposure, applied as a lookup table.
     gain = rng.uniform(0.85, 1.15, 3) * rng.uniform(0.8, 1.2)
     ramp = np.arange(256, dtype=np.float64)
-    img = img.point(np.clip(np.concatenate([ramp * g for g in gain]), 0, 255).astype(np.uint8).tolist())
+    lut = np.clip(np.concatenate([ramp * g for g in gain]), 0, 255).astype(np.uint8)
+    img = img.point(lut.tolist())
     # Grey (luminance) noise only: a third of the cost, and JPEG smears chroma anyway.
-    sigma = rng.uniform(0.0, 10.0)
-    noise = (rng.standard_normal((img.height, img.width, 1), dtype=np.float32) * sigma).astype(np.int16)
-    arr = np.clip(np.asarray(img, np.int16) + noise, 0, 255).astype(np.uint8)
+    sigma = rng.uniform(0.0, 6.0)
+    noise = rng.standard_normal((img.height, img.width, 1), dtype=np.float32) * sigma
+    arr = np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=int(rng.integers(35, 92)))
+    Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=int(rng.integers(50, 92)))
     buf.seek(0)
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
-def _soften(img: Image.Image, factor: float, size: int | None = None) -> Image.Image:
-    """Blur by shrinking `factor` times and enlarging to `size`: far cheaper than GaussianBlur."""
-    out = size or img.width
+def _soften(img: Image.Image, factor: float) -> Image.Image:
+    """Blur by shrinking `factor` times and enlarging back: far cheaper than GaussianBlur."""
     small = max(2, round(img.width / factor))
-    if small < img.width:
-        img = img.resize((small, small), Image.BOX)
-    return img.resize((out, out), Image.BILINEAR)
+    if small >= img.width:
+        return img
+    return img.resize((small, small), Image.BOX).resize(img.size, Image.BILINEAR)
 
 
 # ---------------------------------------------------------------- public API
@@ -390,8 +419,10 @@ def render(class_index: int, size: int, rng: np.random.Generator) -> np.ndarray:
     # Clutter is drawn at output size and blurred: background stays softer than subject.
     back = _backdrop(size, pal, rng)
     _clutter(_Canvas(ImageDraw.Draw(back), size, max(1, size // 160)), pal, rng)
+    back = _soften(back, rng.uniform(1.5, 4.0) if rng.random() < 0.85 else 1.0)
+    # Nearest-neighbour enlarging is exact here: the final box reduce gives the pixels back.
     side = size * _SUPERSAMPLE
-    canvas = _soften(back, rng.uniform(1.0, 4.0) if rng.random() < 0.7 else 1.0, side)
+    canvas = back.resize((side, side), Image.NEAREST)
     cv = _Canvas(ImageDraw.Draw(canvas), side, max(1, round(side / 192)))
     _PAINTERS[class_index](cv, pal, rng)
     _occlude(cv, pal, rng)

@@ -41,6 +41,11 @@ def test_untouched_student_notebook_is_graded_and_fails(quick_data: Path, tmp_pa
     assert result["accuracy"] < 0.6
     assert result["model"]["params"] == 533
     assert 0 < result["score"] < 100
+    # It passes every rule; its accuracy falls short, and the report says what to try next.
+    assert all(check["passed"] is True for check in result["checks"])
+    hints = {hint["id"]: hint["message"] for hint in result["hints"]}
+    assert "too_few_params" in hints and "533 parameters" in hints["too_few_params"]
+    assert "533 parameters" in (out / "report.html").read_text()
 
 
 def test_test_data_decides_the_verdict(quick_data: Path, small_data: Path,

@@ -16,7 +16,8 @@ def __flowers_grader_extract():
     payload = {"variable": None, "candidates": [], "reason": None, "ambiguous": False,
                "error": None, "config": None,
                "fit_calls": list(getattr(state, "fit_calls", []))[:50],
-               "applications": list(getattr(state, "applications", []))[:50]}
+               "applications": list(getattr(state, "applications", []))[:50],
+               "loaded_weights": list(getattr(state, "loaded_weights", []))[:50]}
     if keras is None:
         payload["error"] = "the notebook never imported Keras or TensorFlow"
         display({"application/vnd.flowers-grader.model+json": payload}, raw=True)

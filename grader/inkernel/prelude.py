@@ -220,6 +220,22 @@ def __flowers_grader_prelude(config):
         if module is not None:
             patch_applications(module, seen)
 
+    # ---- weights loaded from files: recorded (the grader trains fresh weights in any case)
+    state.loaded_weights = []
+
+    def recorded(function, call):
+        def wrapper(*args, **kwargs):
+            source = args[1] if call.endswith("load_weights") and len(args) > 1 else \
+                (args[0] if args else kwargs.get("filepath", ""))
+            state.loaded_weights.append({"call": call, "source": str(source)[:200]})
+            return function(*args, **kwargs)
+        return disguise(wrapper, function)
+
+    keras.Model.load_weights = recorded(keras.Model.load_weights, "load_weights")
+    for module in (keras.models, keras.saving, getattr(tf.keras, "models", None)):
+        if module is not None and hasattr(module, "load_model"):
+            module.load_model = recorded(module.load_model, "load_model")
+
 
 __flowers_grader_prelude(__flowers_grader_config)  # noqa: F821 - prepended by the grader
 del __flowers_grader_prelude, __flowers_grader_config

@@ -1,0 +1,125 @@
+"""Issue 4: every rule, broken by one notebook and passed by another, graded through
+`grade notebook`; smuggling attempts are rejected with their own rule id; hints teach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import grade_notebook
+
+pytestmark = pytest.mark.kernel
+
+HEAD = "import keras\nimport numpy as np\nfrom keras import layers\n"
+GAP_HEAD = "layers.GlobalAveragePooling2D(), layers.Dense(5, activation='softmax')"
+INPUT = "keras.Input(shape=(192, 192, 3))"
+
+
+def _model(*body: str, head: str = GAP_HEAD) -> str:
+    return HEAD + f"model = keras.Sequential([{INPUT}, " + ", ".join(body) + f", {head}])"
+
+
+# rule id → cells of a notebook whose model breaks it (and, where noted, only it)
+BREAKERS: dict[str, list[str]] = {
+    "input_shape": [HEAD + "model = keras.Sequential([keras.Input(shape=(160, 160, 3)), "
+                    "layers.Conv2D(16, 3), " + GAP_HEAD + "])"],
+    "output_classes": [_model("layers.Conv2D(16, 3)",
+                              head="layers.GlobalAveragePooling2D(), "
+                                   "layers.Dense(10, activation='softmax')")],
+    "softmax_output": [_model("layers.Conv2D(16, 3)",
+                              head="layers.GlobalAveragePooling2D(), layers.Dense(5)")],
+    "min_params": [_model("layers.Conv2D(2, 1)")],
+    "max_params": [_model("layers.Conv2D(16, 3, strides=2, activation='relu')",
+                          head="layers.Flatten(), layers.Dense(32, activation='relu'), "
+                               "layers.Dense(5, activation='softmax')")],
+    "conv_layers": [_model("layers.AveragePooling2D(8)", head="layers.Flatten(), "
+                           "layers.Dense(64, activation='relu'), "
+                           "layers.Dense(5, activation='softmax')")],
+    "max_activation": [_model(*["layers.Conv2D(64, 3, padding='same', activation='relu')"] * 4)],
+    "allowed_layers": [_model("layers.UpSampling2D()", "layers.Conv2D(16, 3, strides=4)")],
+    "lambda_layer": [_model("layers.Lambda(lambda x: x * 2.0)", "layers.Conv2D(16, 3)")],
+    "custom_class": [HEAD + "class Brighten(layers.Layer):\n    def call(self, x):\n"
+                     "        return x * 1.1\n",
+                     _model("Brighten()", "layers.Conv2D(16, 3)")],
+    # A stand-in for tensorflow_hub.KerasLayer: the real package needs its models from the
+    # network. What the grader sees is the same: a layer class from the tensorflow_hub module.
+    "tf_hub": [HEAD + "class KerasLayer(layers.Layer):\n    def call(self, x):\n"
+               "        return x\nKerasLayer.__module__ = 'tensorflow_hub.keras_layer'\n",
+               _model("KerasLayer()", "layers.Conv2D(16, 3)")],
+    "initializers": [_model("layers.Conv2D(16, 3, kernel_initializer="
+                            "keras.initializers.Constant(np.full((3, 3, 3, 16), 0.1)))")],
+    "frozen_layers": [_model("layers.Conv2D(16, 3, trainable=False)",
+                             "layers.Conv2D(32, 3, strides=2)")],
+    "loaded_weights": [_model("layers.Conv2D(16, 3, strides=2)", "layers.Conv2D(32, 3)"),
+                       "model.save_weights('pretrained.weights.h5')\n"
+                       "model.load_weights('pretrained.weights.h5')"],
+}
+# Rules whose violation keeps the model from being rebuilt at all.
+UNSAFE = {"allowed_layers", "lambda_layer", "custom_class", "tf_hub", "initializers"}
+
+
+@pytest.mark.parametrize("rule_id", list(BREAKERS))
+def test_a_model_that_breaks_the_rule_is_rejected_for_it(rule_id: str, make_notebook,
+                                                         small_data: Path,
+                                                         tmp_path: Path) -> None:
+    notebook = make_notebook(BREAKERS[rule_id], name=f"breaks_{rule_id}.ipynb")
+    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "smoke")
+    result = graded.result
+    assert graded.exit_code == 1 and result["error"] is None, result["error"]
+    assert result["status"] == "rejected" and result["passed"] is False
+    checks = {c["id"]: c for c in result["checks"]}
+    assert checks[rule_id]["passed"] is False
+    assert checks[rule_id]["todo"], "a failed rule says what to do"
+    if rule_id not in ("conv_layers",):
+        failed = [c for c, check in checks.items() if check["passed"] is False]
+        assert failed == [rule_id]
+    if rule_id in UNSAFE:
+        assert checks["input_shape"]["passed"] is None  # never rebuilt
+        assert result["model"]["layers"] == []
+    # Not trained, and no accuracy points: the score is the share of rules passed.
+    assert result["training"]["history"] == {} and result["accuracy"] is None
+    passed = sum(c["passed"] is True for c in checks.values())
+    assert result["score"] == pytest.approx(round(30 * passed / len(checks), 2))
+
+
+def test_the_constant_initializer_message_says_why(make_notebook, small_data: Path,
+                                                   tmp_path: Path) -> None:
+    notebook = make_notebook(BREAKERS["initializers"])
+    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "smoke")
+    check = next(c for c in graded.result["checks"] if c["id"] == "initializers")
+    assert "Constant holding 432 values" in check["message"]
+    assert "smuggle" in check["todo"]
+
+
+def test_a_model_within_every_rule_passes_them_all(make_notebook, small_data: Path,
+                                                   tmp_path: Path) -> None:
+    notebook = make_notebook([_model(
+        "layers.Conv2D(16, 3, padding='same', activation='relu')", "layers.MaxPooling2D(2)",
+        "layers.Conv2D(32, 3, padding='same', activation='relu')", "layers.MaxPooling2D(2)",
+        "layers.Conv2D(64, 3, padding='same', activation='relu')", "layers.BatchNormalization()",
+        "layers.Dropout(0.2)")])
+    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "smoke")
+    result = graded.result
+    assert result["status"] == "graded", result["checks"]
+    assert all(c["passed"] is True and c["todo"] == "" for c in result["checks"])
+    assert {c["id"] for c in result["checks"]} == set(BREAKERS) | {"applications"}
+
+
+def test_codelab_flatten_dense_model_gets_the_global_average_pooling_hint(
+        make_notebook, small_data: Path, tmp_path: Path) -> None:
+    notebook = make_notebook([HEAD + "model = keras.Sequential([\n"
+                              "    layers.Flatten(input_shape=[192, 192, 3]),\n"
+                              "    layers.Dense(500, activation='relu'),\n"
+                              "    layers.Dense(50, activation='relu'),\n"
+                              "    layers.Dense(5, activation='softmax')])"])
+    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "smoke")
+    result = graded.result
+    hints = {h["id"]: h["message"] for h in result["hints"]}
+    assert "flatten_dense_head" in hints
+    # 110,592 inputs x 500 units + 500 biases in the first Dense; 55,321,805 in all.
+    assert "of your 55,321,805 parameters (55,321,805)" in hints["flatten_dense_head"]
+    assert "'dense', alone has 55,296,500" in hints["flatten_dense_head"]
+    assert "saving about 55,294,500 parameters" in hints["flatten_dense_head"]
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "GlobalAveragePooling2D" in report and "55,294,500" in report
