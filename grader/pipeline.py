@@ -216,5 +216,5 @@ def _render(result: dict[str, Any], out_dir: Path) -> None:
 
     try:
         write_report(result, out_dir / REPORT_NAME)
-    except Exception:  # the result is on disk; a rendering bug must not lose it
-        log.exception("could not render the report in %s", out_dir)
+    except Exception as exc:  # the result is on disk; a rendering bug must not lose it
+        log.error("could not render the report in %s: %r", out_dir, exc)
