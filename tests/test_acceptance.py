@@ -25,7 +25,7 @@ def test_reference_passes_on_synthetic_data(quick_data: Path, tmp_path: Path) ->
     assert 250_000 < result["model"]["params"] < 350_000
     training = result["training"]
     assert training["val_accuracy"] == result["accuracy"] and training["test_accuracy"] is None
-    assert len(training["history"]["val_accuracy"]) == 6
+    assert len(training["history"]["val_accuracy"]) == 8
     assert training["device"] and training["precision"] in ("mixed_bfloat16", "float32")
     assert (out / "report.html").read_text().count("Passed") >= 1
 
