@@ -99,15 +99,24 @@ _mirror_option = click.option(
     help="Serve the notebook's reads under a gs:// PREFIX from local DIR (repeatable).")
 
 
+def _grading_options(command):
+    """The options `notebook` and `reference` share, in the order --help lists them."""
+    for option in reversed([
+        click.option("--data", required=True, type=EXISTING_DIR,
+                     help="Folder of flower shards."),
+        click.option("--out", required=True, type=DIR,
+                     help="Folder for result.json and report.html."),
+        _exercise_option, _profile_option,
+        click.option("--test-data", type=EXISTING_DIR,
+                     help="Private test shards for the verdict."),
+        _precision_option, _mirror_option]):
+        command = option(command)
+    return command
+
+
 @cli.command()
 @click.argument("notebook", type=click.Path(path_type=Path))
-@click.option("--data", required=True, type=EXISTING_DIR, help="Folder of flower shards.")
-@click.option("--out", required=True, type=DIR, help="Folder for result.json and report.html.")
-@_exercise_option
-@_profile_option
-@click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
-@_precision_option
-@_mirror_option
+@_grading_options
 def notebook(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
              test_data: Path | None, precision: str, mirror: tuple[str, ...]) -> None:
     """Grade one submitted NOTEBOOK."""
@@ -115,17 +124,13 @@ def notebook(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
 
 
 @cli.command()
-@click.option("--data", required=True, type=EXISTING_DIR, help="Folder of flower shards.")
-@click.option("--out", required=True, type=DIR, help="Folder for result.json and report.html.")
-@_exercise_option
-@_profile_option
-@click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
-@_precision_option
+@_grading_options
 def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Path | None,
-              precision: str) -> None:
+              precision: str, mirror: tuple[str, ...]) -> None:
     """Grade the exercise's reference solution (CI: it must pass)."""
     loaded, _ = _load(exercise, profile)
-    sys.exit(_grade(loaded.reference, data, out, exercise, profile, test_data, precision))
+    sys.exit(_grade(loaded.reference, data, out, exercise, profile, test_data, precision,
+                    mirror))
 
 
 @cli.command()

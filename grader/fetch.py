@@ -7,7 +7,6 @@ deletes the partial file so the next run starts clean.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -22,18 +21,11 @@ from urllib.parse import urlparse
 from grader.data import ShardSet, import_photos
 from grader.errors import DataError
 from grader.exercise import Dataset
+from grader.notebook import sha256 as sha256_of
 
 CHUNK = 1 << 16
 TIMEOUT = 30  # seconds without a byte before a download counts as stalled
 Progress = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
-
-
-def _hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _open(url: str, start: int):
@@ -107,9 +99,9 @@ def fetch(dataset: Dataset, out: Path, classes: tuple[str, ...], size: int,
     work = out / ".fetch"
     name = Path(urlparse(url).path).name or "archive.tgz"
     archive, part = work / name, work / f"{name}.part"
-    if not (archive.exists() and _hash(archive) == expected):
+    if not (archive.exists() and sha256_of(archive) == expected):
         download(url, part, dataset.size if url == dataset.url else None, progress)
-        actual = _hash(part)
+        actual = sha256_of(part)
         if actual != expected:
             part.unlink()
             raise DataError(f"The download of {url} is corrupted: its SHA-256 is {actual}, "
