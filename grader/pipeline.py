@@ -23,6 +23,7 @@ from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
 from grader.notebook import sha256, validate
 from grader.rebuild import ConfigRejected, build, describe, parse_config, scan
+from grader.samples import samples
 
 log = logging.getLogger(__name__)
 EXECUTED_NAME = "executed.ipynb"
@@ -197,6 +198,7 @@ def _train(config: dict[str, Any], request: Request, result: dict[str, Any]) -> 
     details["test_accuracy"] = training.test.accuracy if training.test else None
     result["training"] = details
     result["accuracy"] = details["test_accuracy"] if training.test else details["val_accuracy"]
+    result["samples"] = samples(val_split, training.validation.predictions, exercise.classes)
 
 
 def _records(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -46,6 +46,8 @@ def skeleton(name: str, path: Path, digest: str | None, exercise: Exercise,
         "training": {"val_accuracy": None, "test_accuracy": None, "history": {},
                      "device": None, "precision": None},
         "target": {"accuracy": exercise.target.accuracy, "stretch": exercise.target.stretch},
+        "classes": list(exercise.classes),
+        "samples": [],
         "error": None,
         "warnings": [],
         "timings": {},
@@ -84,6 +86,7 @@ def write(result: dict[str, Any], out_dir: Path) -> Path:
             stream.write("\n")
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; results are for sharing
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -26,8 +26,12 @@ def environment() -> Environment:
 
 def render_report(result: dict[str, Any]) -> str:
     """The HTML of one submission's report."""
+    from reports.charts import HEIGHT, PAD, WIDTH, curves
+
     template = environment().get_template("report.html.j2")
-    return template.render(r=result, status_text=STATUS_TEXT.get(result.get("status"), "?"))
+    history = (result.get("training") or {}).get("history") or {}
+    return template.render(r=result, status_text=STATUS_TEXT.get(result.get("status"), "?"),
+                           charts=curves(history), chart={"w": WIDTH, "h": HEIGHT, "pad": PAD})
 
 
 def write_report(result: dict[str, Any], path: Path) -> Path:
@@ -37,6 +41,7 @@ def write_report(result: dict[str, Any], path: Path) -> Path:
     handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
     with os.fdopen(handle, "w", encoding="utf-8") as stream:
         stream.write(html)
+    os.chmod(temporary, 0o644)
     os.replace(temporary, path)
     return path
 

@@ -69,7 +69,7 @@ def test_several_models_and_none_named_model_is_reported(make_notebook, small_da
     assert model["ambiguous"] is True
     assert any("several Keras models (a, b)" in w for w in graded.result["warnings"])
     failed = [c["id"] for c in graded.result["checks"] if c["passed"] is False]
-    assert failed == ["output_classes", "softmax_output"]
+    assert failed == ["output_classes", "softmax_output", "min_params"]
 
 
 def test_parameters_are_injected_after_the_tagged_cell(make_notebook, small_data: Path,
