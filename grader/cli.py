@@ -144,6 +144,20 @@ def demo(out: Path, exercise: str) -> None:
     sys.exit(run_demo(out, exercise, echo=click.echo))
 
 
+@cli.command()
+@click.argument("out_dir", type=EXISTING_DIR)
+def render(out_dir: Path) -> None:
+    """Re-render reports, dashboard and exports from the result.json files in OUT_DIR.
+
+    Trains nothing and needs no TensorFlow."""
+    from reports.render import render_all
+
+    count = render_all(out_dir)
+    if not count:
+        raise click.UsageError(f"No result.json in {out_dir} or its sub-folders.")
+    click.echo(f"rendered {count} result(s) in {out_dir}")
+
+
 @cli.group()
 def data() -> None:
     """Make flower shards in the codelab's TFRecord format."""

@@ -211,7 +211,8 @@ def _execution_error(exc: Exception, numbers: list[int | None], index: int,
                             traceback=kernel_log[-1000:] or None)
     if isinstance(exc, CellExecutionError):
         trace = "\n".join(ANSI.sub("", exc.traceback).strip().splitlines()[-TRACEBACK_LINES:])
-        return GradingError("execute", f"{where} raised {exc.ename}: {exc.evalue} — fix it so "
+        value = ANSI.sub("", str(exc.evalue)).strip()
+        return GradingError("execute", f"{where} raised {exc.ename}: {value} — fix it so "
                             f"the notebook runs top to bottom (Restart & Run All) before "
                             f"submitting.", cell=number, traceback=trace)
     return GradingError("execute", f"The notebook could not be run ({type(exc).__name__}: "

@@ -67,7 +67,7 @@ def _downsampling(info: ModelInfo) -> dict[str, str] | None:
     shape = "x".join(str(d) for d in largest.output_shape[1:])
     return _hint("no_downsampling", (
         f"No layer reduces the resolution: '{largest.name}' outputs {shape} values per image, "
-        f"and all layers together {info.activation_size:,}. Add MaxPooling2D(2) after each "
+        f"and all convolutions together {info.activation_size:,}. Add MaxPooling2D(2) after each "
         f"convolution or two (or use strides=2) so the resolution halves as filters grow."))
 
 

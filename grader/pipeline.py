@@ -214,9 +214,9 @@ def _reject(result: dict[str, Any], exc: ConfigRejected, exercise: Exercise) -> 
 
 
 def _render(result: dict[str, Any], out_dir: Path) -> None:
-    from reports.render import write_report
+    from reports.render import render_submission
 
     try:
-        write_report(result, out_dir / REPORT_NAME)
+        render_submission(result, out_dir)
     except Exception as exc:  # the result is on disk; a rendering bug must not lose it
         log.error("could not render the report in %s: %r", out_dir, exc)

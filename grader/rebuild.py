@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,9 @@ ALWAYS_ALLOWED: dict[str, frozenset[str]] = {
 }
 # Markers Keras itself writes for plain values inside a config.
 STRUCTURAL = frozenset({"__tuple__", "__keras_tensor__"})
+CONVOLUTIONS = frozenset({"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose"})
+SCOPE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SCOPE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 # Rules whose violation means the config is never handed to Keras.
 UNSAFE = frozenset({"lambda_layer", "custom_class", "tf_hub", "allowed_layers", "initializers"})
 
@@ -62,7 +66,7 @@ class ModelInfo:
     input_shapes: list[list[Any]]
     output_shapes: list[list[Any]]
     output_activation: str | None
-    activation_size: int    # values all layers output for one image, summed
+    activation_size: int    # values the convolutions output for one image, summed
     layers: list[LayerInfo] = field(default_factory=list)
     nested_classes: list[str] = field(default_factory=list)  # every layer, sub-models included
 
@@ -198,6 +202,40 @@ def with_precision(config: dict[str, Any], policy: str) -> dict[str, Any]:
     return config
 
 
+def scope_safe(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy whose model and layer names are valid TensorFlow name scopes.
+
+    Keras accepts names like '<b>my model' that TensorFlow refuses as name scopes when the model
+    runs. Every name outside [A-Za-z0-9_.-] is replaced, consistently wherever the config
+    repeats it (functional configs refer to layers by name), so the trusted copy trains.
+    """
+    names: set[str] = set()
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            inner = node.get("config")
+            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+                names.add(inner["name"])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(config)
+    renames = {name: f"layer_{index}_{SCOPE_UNSAFE.sub('_', name)}"
+               for index, name in enumerate(sorted(names)) if not SCOPE_SAFE.match(name)}
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: rename(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [rename(item) for item in node]
+        return renames.get(node, node) if isinstance(node, str) else node
+
+    return rename(config) if renames else config
+
+
 def _output_layer_names(config: dict[str, Any]) -> set[str]:
     inner = config.get("config", {})
     if config.get("class_name") == "Sequential":
@@ -237,8 +275,7 @@ def describe(model) -> ModelInfo:
         output_shapes=[list(t.shape) for t in model.outputs],
         output_activation=_output_activation(model),
         activation_size=sum(_values(_shape(layer)) for layer in _walk(model)
-                            if type(layer).__name__ != "InputLayer"
-                            and not hasattr(layer, "layers")), layers=layers,
+                            if type(layer).__name__ in CONVOLUTIONS), layers=layers,
         nested_classes=[type(layer).__name__ for layer in _walk(model)])
 
 

@@ -120,11 +120,12 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     keras = keras_module()
 
     from grader import device as devices
-    from grader.rebuild import build
+    from grader.rebuild import build, scope_safe
 
     keras.utils.set_random_seed(profile.seed)
     device, strategy = devices.detect(precision)
     steps = max(1, len(train_split.labels) // profile.batch_size)
+    config = scope_safe(config)  # '<b>my model' is a Keras name but no TensorFlow scope
     with strategy.scope():
         model = build(config, device.precision)
         model.compile(

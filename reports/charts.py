@@ -13,6 +13,7 @@ class Series:
     label: str
     points: str    # "x,y x,y ..." for <polyline points=...>
     css: str       # the class that colours the line
+    markers: list[tuple[str, str]]  # (x, y) of each epoch, drawn as dots
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ def _points(values: list[float], y_max: float) -> str:
         for i, v in enumerate(values))
 
 
+def _series(label: str, values: list[float], y_max: float, css: str) -> Series:
+    points = _points(values, y_max)
+    markers = [tuple(pair.split(",")) for pair in points.split()]
+    return Series(label, points, css, markers)
+
+
 def curves(history: dict[str, list[float]]) -> list[Chart]:
     """Accuracy and loss, training and validation, per epoch."""
     charts = []
@@ -39,7 +46,7 @@ def curves(history: dict[str, list[float]]) -> list[Chart]:
         if not train and not val:
             continue
         y_max = 1.0 if metric == "accuracy" else max([*train, *val, 0.1]) * 1.1
-        charts.append(Chart(title, [Series("training", _points(train, y_max), "train"),
-                                    Series("validation", _points(val, y_max), "val")],
+        charts.append(Chart(title, [_series("training", train, y_max, "train"),
+                                    _series("validation", val, y_max, "val")],
                             round(y_max, 2), max(len(train), len(val))))
     return charts

@@ -1,4 +1,10 @@
-"""Render one result.json into a self-contained report.html (inline CSS, no external assets)."""
+"""Render result.json files into reports and exports. Never imports TensorFlow, never re-runs
+anything: `grade render OUT` rebuilds every file below from the result.json files alone, and
+gives the same bytes each time (no clocks, sorted order).
+
+Per submission folder: report.html, results.json (Gradescope), junit.xml.
+Per batch folder (results in sub-folders): index.html (dashboard), grades.csv, junit.xml.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,10 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from reports import exports
+
 STATUS_TEXT = {"graded": "Graded", "rejected": "Rejected", "error": "Could not be graded"}
+RESULT_NAME = "result.json"
 
 
 def environment() -> Environment:
@@ -34,19 +43,56 @@ def render_report(result: dict[str, Any]) -> str:
                            charts=curves(history), chart={"w": WIDTH, "h": HEIGHT, "pad": PAD})
 
 
-def write_report(result: dict[str, Any], path: Path) -> Path:
-    """Render and write atomically."""
-    html = render_report(result)
+def write_text(path: Path, text: str) -> Path:
+    """Write atomically, readable by others (the files are for sharing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=path.parent)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(html)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        stream.write(text)
     os.chmod(temporary, 0o644)
     os.replace(temporary, path)
     return path
 
 
-def render_file(result_path: Path) -> Path:
-    """Re-render the report beside a result.json."""
-    result = json.loads(result_path.read_text(encoding="utf-8"))
-    return write_report(result, result_path.parent / "report.html")
+def write_report(result: dict[str, Any], path: Path) -> Path:
+    return write_text(path, render_report(result))
+
+
+def render_submission(result: dict[str, Any], folder: Path) -> None:
+    """report.html, Gradescope results.json and junit.xml beside one result.json."""
+    write_report(result, folder / "report.html")
+    write_text(folder / "results.json", exports.dumps(exports.gradescope(result)))
+    write_text(folder / "junit.xml", exports.junit([result]))
+
+
+def find_results(out_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """(folder, result) for OUT/result.json and OUT/*/result.json, sorted by folder."""
+    found = []
+    for path in sorted([out_dir / RESULT_NAME, *out_dir.glob(f"*/{RESULT_NAME}")]):
+        if path.is_file():
+            try:
+                found.append((path.parent, json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError):
+                continue  # a half-written or foreign file: the batch reports it, not us
+    return found
+
+
+def render_dashboard(entries: list[tuple[str, dict[str, Any]]]) -> str:
+    """The class dashboard; ``entries`` are (sub-folder name, result)."""
+    from reports.dashboard import context
+
+    return environment().get_template("dashboard.html.j2").render(**context(entries))
+
+
+def render_all(out_dir: Path) -> int:
+    """Re-render everything under a grading output folder; returns the number of results."""
+    found = find_results(out_dir)
+    for folder, result in found:
+        render_submission(result, folder)
+    batch = [(folder.name, result) for folder, result in found if folder != out_dir]
+    if batch:
+        results = [result for _, result in batch]
+        write_text(out_dir / "index.html", render_dashboard(batch))
+        write_text(out_dir / "grades.csv", exports.grades_csv(results))
+        write_text(out_dir / "junit.xml", exports.junit(results))
+    return len(found)

@@ -3,7 +3,7 @@
 # Debian-like machine; otherwise we only say what is missing (the features that need them say so too).
 set -euo pipefail
 
-packages=()   # filled in by the issues that need them (bubblewrap, chromium)
+packages=(chromium)   # headless browser for the report tests (Playwright drives it)
 
 missing=()
 for package in "${packages[@]}"; do

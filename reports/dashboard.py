@@ -1,0 +1,67 @@
+"""Numbers for the class dashboard: counts, accuracy histogram, parameters-vs-accuracy scatter."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+BINS = 10
+W, H, PAD = 460, 220, 36
+
+
+def _histogram(accuracies: list[float]) -> list[dict[str, float]]:
+    counts = Counter(min(BINS - 1, int(a * BINS)) for a in accuracies)
+    top = max(counts.values(), default=1)
+    width = (W - 2 * PAD) / BINS
+    bars = []
+    for index in range(BINS):
+        height = (H - 2 * PAD) * counts.get(index, 0) / top
+        bars.append({"x": round(PAD + index * width + 1, 1), "y": round(H - PAD - height, 1),
+                     "w": round(width - 2, 1), "h": round(height, 1),
+                     "n": counts.get(index, 0), "label": f"{index * 10}–{index * 10 + 10}%"})
+    return bars
+
+
+def _x_of(params: int, low: float, high: float) -> float:
+    span = max(high - low, 1e-9)
+    return round(PAD + (W - 2 * PAD) * (math.log10(max(params, 1)) - low) / span, 1)
+
+
+def _scatter(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[int, int]]:
+    plotted = [r for r in rows if r["accuracy"] is not None and r["params"]]
+    logs = [math.log10(r["params"]) for r in plotted] or [3.0, 6.0]
+    low, high = math.floor(min(logs)), math.ceil(max(logs))
+    high = max(high, low + 1)
+    points = [{"x": _x_of(r["params"], low, high),
+               "y": round(H - PAD - (H - 2 * PAD) * r["accuracy"], 1),
+               "folder": r["folder"], "student": r["student"], "passed": r["passed"]}
+              for r in plotted]
+    return points, (10 ** low, 10 ** high)
+
+
+def _row(folder: str, result: dict[str, Any]) -> dict[str, Any]:
+    model = result.get("model") or {}
+    return {"folder": folder, "student": str(result.get("student") or folder),
+            "status": result.get("status"), "passed": bool(result.get("passed")),
+            "score": result.get("score") or 0.0, "max_score": result.get("max_score") or 0,
+            "accuracy": result.get("accuracy"), "params": model.get("params"),
+            "seconds": (result.get("timings") or {}).get("total")}
+
+
+def context(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Everything dashboard.html.j2 draws; student text stays plain strings (autoescaped)."""
+    rows = sorted((_row(folder, result) for folder, result in entries),
+                  key=lambda r: r["student"])
+    target = next((r.get("target", {}).get("accuracy") for _, r in entries), 0.75) or 0.75
+    points, (low, high) = _scatter(rows)
+    return {
+        "rows": rows,
+        "counts": sorted(Counter(r["status"] for r in rows).items()),
+        "passed": sum(r["passed"] for r in rows),
+        "bars": _histogram([r["accuracy"] for r in rows if r["accuracy"] is not None]),
+        "points": points, "params_range": (int(low), int(high)),
+        "target": target, "target_x": round(PAD + (W - 2 * PAD) * target, 1),
+        "target_y": round(H - PAD - (H - 2 * PAD) * target, 1),
+        "svg": {"w": W, "h": H, "pad": PAD},
+    }

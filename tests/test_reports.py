@@ -1,0 +1,171 @@
+"""Issue 5: reports and the class dashboard in a real headless browser (Debian's chromium,
+driven by Playwright), XSS, exports, and byte-identical `grade render`."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from conftest import ROOT, run_grade
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "build" / "test-artifacts"   # screenshots, kept out of the source tree
+XSS = "<img src=x onerror=alert(1)>"
+
+# Layer names, a shell line (shown in warnings) and the file name carry markup and scripts.
+EVIL_CELLS = [
+    "!echo \"<script>alert('shell')</script>\"",
+    "import keras\nfrom keras import layers\n"
+    "model = keras.Sequential([keras.Input((192, 192, 3)),\n"
+    f"    layers.Conv2D(16, 3, strides=2, activation='relu', name='{XSS}'),\n"
+    "    layers.MaxPooling2D(2, name='svg onload=alert(2)'),\n"
+    "    layers.Conv2D(32, 3, activation='relu', name='javascript:alert(3)'),\n"
+    "    layers.GlobalAveragePooling2D(), layers.Dense(5, activation='softmax')],\n"
+    "    name='<b>evil<b>')",
+]
+
+
+@pytest.fixture(scope="session")
+def batch(tmp_path_factory: pytest.TempPathFactory, small_data: Path) -> Path:
+    """A batch folder: one real hostile submission and one real broken one, then rendered."""
+    import nbformat
+
+    root = tmp_path_factory.mktemp("batch")
+    notebooks = tmp_path_factory.mktemp("submissions")
+    sources = {f"javascript:alert(4) {XSS}": EVIL_CELLS, "broken": ["raise ValueError('<b>x')"]}
+    for student, cells in sources.items():
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+        path = notebooks / f"{student}.ipynb"
+        nbformat.write(notebook, str(path))
+        process = run_grade("notebook", path, "--data", small_data, "--out", root / student,
+                            "--profile", "smoke")
+        assert (root / student / "result.json").exists(), process.stderr
+    assert run_grade("render", root).returncode == 0
+    return root
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".ipynb"}
+
+
+def test_render_is_byte_identical(batch: Path, tmp_path: Path) -> None:
+    before = _digests(batch)
+    copy = tmp_path / "copy"
+    shutil.copytree(batch, copy)
+    for path in copy.rglob("*"):
+        if path.is_file() and path.name != "result.json" and path.suffix != ".ipynb":
+            path.unlink()
+    process = run_grade("render", copy)
+    assert process.returncode == 0 and "rendered 2 result(s)" in process.stdout
+    assert _digests(copy) == before
+
+
+def test_render_needs_results(tmp_path: Path) -> None:
+    process = run_grade("render", tmp_path)
+    assert process.returncode == 2 and "No result.json" in process.stderr
+
+
+def test_gradescope_results_follow_the_spec(batch: Path) -> None:
+    for folder in batch.iterdir():
+        if not folder.is_dir():
+            continue
+        document = json.loads((folder / "results.json").read_text())
+        result = json.loads((folder / "result.json").read_text())
+        assert {"score", "execution_time", "output", "visibility", "tests",
+                "leaderboard"} <= set(document)
+        assert document["score"] == result["score"]
+        assert isinstance(document["execution_time"], int)
+        for test in document["tests"]:
+            assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
+            assert test["status"] in ("passed", "failed")
+            assert 0 <= test["score"] <= test["max_score"]
+        assert sum(t["max_score"] for t in document["tests"]) == pytest.approx(100)
+        assert sum(t["score"] for t in document["tests"]) == pytest.approx(document["score"])
+        assert document["leaderboard"][0]["name"] == "Accuracy"
+
+
+def test_grades_csv_and_junit(batch: Path) -> None:
+    rows = list(csv.DictReader((batch / "grades.csv").open()))
+    assert [r["student_id"] for r in rows] == sorted(r["student_id"] for r in rows)
+    assert set(rows[0]) == {"student_id", "score", "max_score", "percent", "status", "passed",
+                            "accuracy", "params", "seconds"}
+    statuses = {r["student_id"]: r["status"] for r in rows}
+    assert statuses["broken"] == "error"
+    suites = ElementTree.parse(batch / "junit.xml").getroot()
+    assert len(suites.findall("testsuite")) == 2
+    for suite in suites.findall("testsuite"):
+        result = json.loads((batch / suite.get("name") / "result.json").read_text())
+        assert int(suite.get("tests")) == len(result["checks"]) + 1
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/system-deps.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield launched
+        launched.close()
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("dialog", lambda d: (problems.append(f"script ran: {d.message}"), d.dismiss()))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page, problems
+
+
+def test_report_in_a_browser(browser, batch: Path) -> None:
+    folder = next(p for p in batch.iterdir() if p.name.startswith("javascript"))
+    page, problems = _open(browser, folder / "report.html")
+    for selector in ("#verdict", "#checks", "#curves svg circle.val", "#confusion", "#layers",
+                     "#samples img", "#warnings"):
+        assert page.locator(selector).first.is_visible(), selector
+    assert page.locator("#layers").inner_text().count(XSS) == 1  # shown as text
+    assert page.locator("img[onerror]").count() == 0
+    assert "<script>alert('shell')</script>" in page.locator("#warnings").inner_text()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+    assert problems == []
+
+
+def test_error_report_in_a_browser(browser, batch: Path) -> None:
+    page, problems = _open(browser, batch / "broken" / "report.html")
+    assert page.locator("#error-message").is_visible()
+    assert "ValueError: <b>x" in page.locator("#error-message").inner_text()
+    assert page.locator("b").count() == 0
+    assert problems == []
+
+
+def test_dashboard_in_a_browser_sorts_and_links(browser, batch: Path) -> None:
+    page, problems = _open(browser, batch / "index.html")
+    for selector in ("#counts", "#histogram svg", "#scatter svg", "#submissions"):
+        assert page.locator(selector).is_visible(), selector
+    first = lambda: page.locator("#submissions tbody tr").first.locator("td").first.inner_text()
+    assert first() == "broken"
+    page.locator("#submissions th", has_text="Score").click()
+    page.locator("#submissions th", has_text="Score").click()  # descending
+    assert first().startswith("javascript:alert(4)")
+    hrefs = page.locator("#submissions a").evaluate_all("links => links.map(a => a.href)")
+    assert all(h.startswith("file://") and h.endswith("/report.html") for h in hrefs)
+    assert page.locator("#scatter a").count() == 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    assert problems == []
