@@ -169,3 +169,17 @@ def test_dashboard_in_a_browser_sorts_and_links(browser, batch: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert problems == []
+
+
+def test_rendering_never_imports_tensorflow(batch: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(batch, copy)
+    code = ("import sys; from grader.cli import main; sys.argv = ['grade', 'render', sys.argv[1]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    process = subprocess.run([sys.executable, "-c", code, str(copy)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert "rendered 2 result(s)" in process.stdout and "LOADED []" in process.stdout
