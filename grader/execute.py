@@ -61,7 +61,8 @@ def _grader_cell(text: str, role: str) -> NotebookNode:
 
 def prelude(runtime: dict[str, Any]) -> str:
     """The first cell: runtime emulation, configured by a literal the grader writes."""
-    return f"__flowers_grader_config = {runtime!r}\n" + source("prelude")
+    return (f"__flowers_grader_config = {runtime!r}\n"
+            f"__flowers_grader_source = {source('runtime')!r}\n" + source("prelude"))
 
 
 def prepare(notebook: NotebookNode, parameters: dict[str, Any], runtime: dict[str, Any]

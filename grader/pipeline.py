@@ -88,7 +88,8 @@ def grade(request: Request) -> dict[str, Any]:
 def _run(request: Request, result: dict[str, Any], clock: _Clock) -> None:
     mark = clock.started
     notebook = validate(request.notebook)
-    result["warnings"] += static.escape_warnings(notebook, request.exercise.execution.allowed_magics)
+    magics = request.exercise.execution.allowed_magics
+    result["warnings"] += static.escape_warnings(notebook, magics)
     result["claimed_accuracy"] = static.claimed_accuracy(notebook)
     mark = clock.lap("validate", mark)
     execution = _execute(notebook, request, result)

@@ -81,7 +81,8 @@ def _model_checks(info: ModelInfo, exercise: Exercise,
                              f"{conv} convolution layer(s) (at least {rules.min_conv_layers})."),
         "max_activation": _make(exercise, "max_activation",
                                 info.activation_size <= rules.max_activation,
-                                f"The convolutions output {info.activation_size:,} values per image "
+                                f"The convolutions output {info.activation_size:,} values "
+                                f"per image "
                                 f"(at most {rules.max_activation:,})."),
         "applications": _applications(info, exercise, records.get("applications", [])),
         "loaded_weights": _loaded(exercise, records.get("loaded_weights", [])),

@@ -14,8 +14,8 @@ MAGIC_CALL = re.compile(r"get_ipython\(\)\.run_(line|cell)_magic\(\s*'([^']+)'")
 KERAS_VAL = re.compile(r"val_acc(?:uracy)?\s*[:=]\s*([0-9]*\.?[0-9]+)")
 LOSS_ACC_LIST = re.compile(r"\[\s*val_loss\s*,\s*val_acc(?:uracy)?\s*\]\s*:?\s*\[\s*"
                            r"[-0-9.e]+\s*,\s*([0-9]*\.?[0-9]+)")
-FINAL = re.compile(r"final[ _]*(?:validation[ _]*)?acc(?:uracy)?\s*[:=]?\s*([0-9]*\.?[0-9]+)\s*(%?)",
-                   re.IGNORECASE)
+FINAL = re.compile(r"final[ _]*(?:validation[ _]*)?acc(?:uracy)?\s*[:=]?\s*"
+                   r"([0-9]*\.?[0-9]+)\s*(%?)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,8 @@ def junit(results: list[dict[str, Any]]) -> str:
     suites = ElementTree.Element("testsuites", name="flowers-grader")
     for result in sorted(results, key=lambda r: str(r.get("student"))):
         suite = ElementTree.SubElement(suites, "testsuite", name=_xml_text(result.get("student")))
-        cases = [(c.get("id"), c.get("passed"), c.get("message")) for c in result.get("checks") or []]
+        cases = [(c.get("id"), c.get("passed"), c.get("message"))
+                 for c in result.get("checks") or []]
         cases.append(("accuracy", result.get("passed"), _accuracy_output(result)))
         failures = 0
         for name, passed, message in cases:

@@ -110,7 +110,8 @@ def test_grades_csv_and_junit(batch: Path) -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/system-deps.sh)")
+        pytest.fail("Debian's chromium is missing: `make test` installs it "
+                    "(scripts/system-deps.sh)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -1,0 +1,280 @@
+"""The runtime emulation, executed inside the student's kernel as a private module.
+
+The grader never imports this file. The prelude cell (``prelude.py``) executes its text into a
+fresh module registered as ``_flowers_grader_state``, so none of these names reach the
+notebook's namespace; :func:`install` then prepares the kernel so that code written for Colab and
+a TPU behaves as it would on a machine without a TPU, reading the grader's local data:
+
+- ``TPUClusterResolver()`` and ``.connect()`` raise ValueError, as they do with no TPU, so the
+  notebook's own ``except ValueError`` falls back to the default or Mirrored strategy; ``tpu`` is
+  predefined as None for notebooks that test it after assigning it only in the try block;
+- ``google.colab`` (auth, drive, files, output) imports, and its functions do nothing;
+- gs:// paths under a mirrored prefix read the grader's local shards (tf.io.gfile, TFRecord
+  datasets, Dataset.list_files, tf.io.read_file, tf.io.matching_files);
+- shell escapes (!cmd) and shell or Colab-only magics do nothing (the grader lists them as
+  warnings, from the notebook's source);
+- ``Model.fit`` records what was asked and runs one step of one epoch, with the notebook's own
+  callbacks, so that History has the keys later cells read; only the grader's training counts;
+- keras.applications builders never download weights, and loading weights is recorded.
+"""
+
+import functools
+import os
+import sys
+import types
+
+NO_TPU = "Please provide a TPU Name to connect to."
+COLAB_PARTS = {"auth": ["authenticate_user"], "drive": ["mount", "flush_and_unmount"],
+               "files": ["upload", "download"], "output": ["clear", "enable_custom_widget_manager"]}
+
+# What the extraction cell reads back (this module is registered as _flowers_grader_state).
+fit_calls = []
+last_fit_model = None
+applications = []
+loaded_weights = []
+
+
+def disguise(wrapper, original):
+    """Give a wrapper the name, docstring and signature of what it replaces."""
+    functools.update_wrapper(wrapper, original)
+    return wrapper
+
+
+def nothing(*args, **kwargs):
+    return None
+
+
+def install_colab():
+    """google.colab and its sub-modules import, and do nothing."""
+    colab = types.ModuleType("google.colab")
+    sys.modules["google.colab"] = colab
+    for part, names in COLAB_PARTS.items():
+        module = types.ModuleType(f"google.colab.{part}")
+        for name in names:
+            setattr(module, name, nothing)
+        sys.modules[module.__name__] = module
+        setattr(colab, part, module)
+    try:
+        import google
+        google.colab = colab
+    except ImportError:
+        pass
+
+
+def install_magics(ip, allowed):
+    """Shell escapes do nothing; magics run only when allowed (and known)."""
+    from IPython.utils.text import SList
+
+    ip.system = disguise(lambda cmd, *a, **k: None, ip.system)
+    ip.getoutput = disguise(lambda cmd, *a, **k: SList(), ip.getoutput)
+    line_magic, cell_magic = ip.run_line_magic, ip.run_cell_magic
+
+    def run_line_magic(magic_name, line, _stack_depth=1):
+        if magic_name not in allowed or ip.find_line_magic(magic_name) is None:
+            return None
+        return line_magic(magic_name, line, _stack_depth + 1)
+
+    def run_cell_magic(magic_name, line, cell):
+        if magic_name not in allowed or ip.find_cell_magic(magic_name) is None:
+            return None
+        return cell_magic(magic_name, line, cell)
+
+    ip.run_line_magic = disguise(run_line_magic, line_magic)
+    ip.run_cell_magic = disguise(run_cell_magic, cell_magic)
+
+
+def mirror_functions(tf, mirror, unmapped):
+    """(local, local_any): map gs:// paths (strings, lists, tensors, datasets) to local ones."""
+    prefixes = sorted(mirror.items(), key=lambda item: -len(item[0]))
+
+    def local(path):
+        if isinstance(path, bytes):
+            path = path.decode()
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
+        if not isinstance(path, str) or not path.startswith("gs://"):
+            return path
+        for prefix, folder in prefixes:
+            if path == prefix or path.startswith(prefix + "/"):
+                return folder + path[len(prefix):]
+        raise FileNotFoundError(unmapped.format(path=path, prefix=path.rsplit("/", 1)[0]))
+
+    def local_tensor(value):
+        for prefix, folder in prefixes:
+            value = tf.strings.regex_replace(value, "^" + prefix.replace(".", r"\.") + "/",
+                                             folder + "/")
+        return value
+
+    def local_any(value):
+        if isinstance(value, (list, tuple)):
+            return type(value)(local_any(v) for v in value)
+        if isinstance(value, tf.data.Dataset):
+            return value.map(local_tensor)
+        if tf.is_tensor(value):
+            return local_tensor(value)
+        return local(value)
+
+    return local, local_any
+
+
+def same_identity(replacement, original):
+    for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
+        setattr(replacement, attribute, getattr(original, attribute))
+    return replacement
+
+
+def install_mirror(tf, mirror, unmapped):
+    """tf.io.gfile, TFRecordDataset, list_files, read_file and matching_files read gs://
+    paths from the local mirror."""
+    _, local_any = mirror_functions(tf, mirror, unmapped)
+
+    def mapped(function):
+        def wrapper(path, *args, **kwargs):
+            return function(local_any(path), *args, **kwargs)
+        return disguise(wrapper, function)
+
+    gfile = tf.io.gfile
+    for name in ("glob", "exists", "isdir", "listdir", "stat", "walk", "GFile"):
+        setattr(gfile, name, mapped(getattr(gfile, name)))
+    tf.io.read_file = mapped(tf.io.read_file)
+    tf.io.matching_files = mapped(tf.io.matching_files)
+    tf.data.Dataset.list_files = staticmethod(mapped(tf.data.Dataset.list_files))
+    original = tf.data.TFRecordDataset
+
+    class TFRecordDataset(original):
+        def __init__(self, filenames, *args, **kwargs):
+            super().__init__(local_any(filenames), *args, **kwargs)
+
+    tf.data.TFRecordDataset = same_identity(TFRecordDataset, original)
+
+
+def install_no_tpu(tf):
+    """TPU detection fails the way it does on a machine without a TPU."""
+    original = tf.distribute.cluster_resolver.TPUClusterResolver
+
+    class TPUClusterResolver(original):
+        def __init__(self, *args, **kwargs):
+            raise ValueError(NO_TPU)
+
+        @classmethod
+        def connect(cls, *args, **kwargs):
+            raise ValueError(NO_TPU)
+
+    tf.distribute.cluster_resolver.TPUClusterResolver = same_identity(TPUClusterResolver,
+                                                                      original)
+
+
+def sliceable(value):
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(sliceable(v) for v in value)
+    if isinstance(value, dict):
+        return bool(value) and all(sliceable(v) for v in value.values())
+    return hasattr(value, "shape") and hasattr(value, "__getitem__") \
+        and type(value).__name__ not in ("DatasetV2", "_OptionsDataset") \
+        and not hasattr(value, "element_spec")
+
+
+def head(value, size):
+    """The first ``size`` items of arrays (and lists, tuples, dicts of them)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return type(value)(head(v, size) for v in value)
+    if isinstance(value, dict):
+        return {k: head(v, size) for k, v in value.items()}
+    return value[:size]
+
+
+def install_fit(keras):
+    """Model.fit records the request and runs one step of one epoch."""
+    original = keras.Model.fit
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, **kwargs):
+        global last_fit_model
+        fit_calls.append({"model": self.name, "epochs": epochs, "batch_size": batch_size,
+                          "steps_per_epoch": steps_per_epoch,
+                          "callbacks": [type(c).__name__ for c in callbacks or []]})
+        last_fit_model = self
+        size, steps, val_steps = batch_size or 32, None, None
+        if sliceable(x):
+            x, y, sample_weight = head(x, size), head(y, size), head(sample_weight, size)
+        else:
+            steps = 1
+        if isinstance(validation_data, tuple) and sliceable(validation_data):
+            validation_data = head(validation_data, validation_batch_size or size)
+        elif validation_data is not None:
+            val_steps = 1
+        return original(self, x, y, batch_size=batch_size, epochs=1, verbose=verbose,
+                        callbacks=callbacks, validation_split=validation_split,
+                        validation_data=validation_data, shuffle=shuffle,
+                        class_weight=class_weight, sample_weight=sample_weight,
+                        steps_per_epoch=steps, validation_steps=val_steps,
+                        validation_batch_size=validation_batch_size, **kwargs)
+
+    keras.Model.fit = disguise(fit, original)
+
+
+def install_applications(tf, keras):
+    """keras.applications builders are built with weights=None; the request is recorded."""
+
+    def application(builder):
+        def wrapper(*args, **kwargs):
+            applications.append({"name": builder.__name__,
+                                 "weights": str(kwargs.get("weights", "imagenet"))})
+            kwargs["weights"] = None
+            return builder(*args, **kwargs)
+        return disguise(wrapper, builder)
+
+    def patch(module, seen):
+        if id(module) in seen:
+            return
+        seen.add(id(module))
+        for name, value in list(vars(module).items()):
+            if isinstance(value, types.ModuleType) and value.__name__.startswith(module.__name__):
+                patch(value, seen)
+            elif callable(value) and name[:1].isupper() and not isinstance(value, type):
+                setattr(module, name, application(value))
+
+    seen = set()
+    for module in (keras.applications, getattr(tf.keras, "applications", None)):
+        if module is not None:
+            patch(module, seen)
+
+
+def install_weight_loading(tf, keras):
+    """load_weights / load_model calls are recorded (the grader trains fresh weights anyway)."""
+
+    def recorded(function, call):
+        def wrapper(*args, **kwargs):
+            source = args[1] if call == "load_weights" and len(args) > 1 else \
+                (args[0] if args else kwargs.get("filepath", ""))
+            loaded_weights.append({"call": call, "source": str(source)[:200]})
+            return function(*args, **kwargs)
+        return disguise(wrapper, function)
+
+    keras.Model.load_weights = recorded(keras.Model.load_weights, "load_weights")
+    for module in (keras.models, keras.saving, getattr(tf.keras, "models", None)):
+        if module is not None and hasattr(module, "load_model"):
+            module.load_model = recorded(module.load_model, "load_model")
+
+
+def install(config, ip):
+    """Everything above, in the kernel the prelude runs in."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    ip.user_ns.setdefault("tpu", None)
+    install_colab()
+    install_magics(ip, set(config["allowed_magics"]))
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return
+    import keras
+
+    install_mirror(tf, config["mirror"], config["unmapped_message"])
+    install_no_tpu(tf)
+    install_fit(keras)
+    install_applications(tf, keras)
+    install_weight_loading(tf, keras)
