@@ -65,10 +65,10 @@ def _example(jpeg: bytes, class_index: int, classes: tuple[str, ...], hw: tuple[
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def encode_jpeg(pixels: np.ndarray) -> bytes:
+def encode_jpeg(pixels: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     """RGB uint8 array → JPEG bytes."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
@@ -87,7 +87,6 @@ def write_shards(examples: Iterable[tuple[np.ndarray, int]], count: int, out_dir
     staging = Path(tempfile.mkdtemp(prefix=".shards-", dir=out_dir))
     per_class = [0] * len(classes)
     stream = iter(examples)
-    written: list[Path] = []
     for index in range(math.ceil(count / per_shard)):
         batch = [next(stream) for _ in range(min(per_shard, count - index * per_shard))]
         path = staging / f"flowers{index:02d}-{len(batch)}.tfrec"
@@ -97,7 +96,6 @@ def write_shards(examples: Iterable[tuple[np.ndarray, int]], count: int, out_dir
                 hw = (int(pixels.shape[0]), int(pixels.shape[1]))
                 writer.write(_example(encode_jpeg(pixels), class_index, classes, hw)
                              .SerializeToString())
-        written.append(path)
     return ShardSet(out_dir, _move_in(staging, out_dir), count, tuple(per_class))
 
 

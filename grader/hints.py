@@ -9,10 +9,9 @@ import math
 from typing import Any
 
 from grader.exercise import Exercise
-from grader.rebuild import LayerInfo, ModelInfo
+from grader.rebuild import CONVOLUTIONS, LayerInfo, ModelInfo
 
 POOLING = frozenset({"MaxPooling2D", "AveragePooling2D"})
-CONV = frozenset({"Conv2D", "SeparableConv2D", "DepthwiseConv2D"})
 
 
 def _hint(hint_id: str, message: str) -> dict[str, str]:
@@ -60,7 +59,7 @@ def _downsampling(info: ModelInfo) -> dict[str, str] | None:
     """No pooling and no strided convolution: the activations stay huge."""
     if any(l.class_name in POOLING for l in info.layers):
         return None
-    spatial = [l for l in info.layers if l.class_name in CONV and len(l.output_shape) == 4]
+    spatial = [l for l in info.layers if l.class_name in CONVOLUTIONS and len(l.output_shape) == 4]
     if not spatial or any(_strided(l, info) for l in spatial):
         return None
     largest = max(spatial, key=lambda l: math.prod(int(d) for d in l.output_shape[1:]))

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
 
 from grader import data, hints, result as results, rules, static
 from grader.errors import GradingError
@@ -27,7 +26,6 @@ from grader.samples import samples
 
 log = logging.getLogger(__name__)
 EXECUTED_NAME = "executed.ipynb"
-REPORT_NAME = "report.html"
 CLAIM_GAP = 0.10  # claimed vs verified accuracy gap that gets flagged
 
 
@@ -209,7 +207,7 @@ def _records(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _reject(result: dict[str, Any], exc: ConfigRejected, exercise: Exercise) -> None:
-    checks = rules.too_large(exc.rule, exc.message, exercise)
+    checks = rules.too_large(exc.rule, exc.message)
     result.update(status="rejected", checks=[c.as_dict() for c in checks],
                   score=results.score(checks, None, exercise))
 

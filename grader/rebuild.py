@@ -180,25 +180,27 @@ def _count(value: Any) -> int:
     return 1
 
 
+def _objects(node: Any):
+    """Every dict in a JSON document, parents before children."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _objects(item)
+
+
 def with_precision(config: dict[str, Any], policy: str) -> dict[str, Any]:
     """A copy of ``config`` whose layers compute in ``policy``; the output layer stays float32."""
     config = json.loads(json.dumps(config))
     config.pop("compile_config", None)
     output_names = _output_layer_names(config)
-
-    def visit(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                visit(item)
-        elif isinstance(node, dict):
-            inner = node.get("config")
-            if node.get("module") == "keras.layers" and isinstance(inner, dict) \
-                    and node.get("class_name") != "InputLayer":
-                inner["dtype"] = "float32" if inner.get("name") in output_names else policy
-            for value in node.values():
-                visit(value)
-
-    visit(config)
+    for node in _objects(config):
+        inner = node.get("config")
+        if node.get("module") == "keras.layers" and isinstance(inner, dict) \
+                and node.get("class_name") != "InputLayer":
+            inner["dtype"] = "float32" if inner.get("name") in output_names else policy
     return config
 
 
@@ -209,20 +211,9 @@ def scope_safe(config: dict[str, Any]) -> dict[str, Any]:
     runs. Every name outside [A-Za-z0-9_.-] is replaced, consistently wherever the config
     repeats it (functional configs refer to layers by name), so the trusted copy trains.
     """
-    names: set[str] = set()
-
-    def collect(node: Any) -> None:
-        if isinstance(node, dict):
-            inner = node.get("config")
-            if isinstance(inner, dict) and isinstance(inner.get("name"), str):
-                names.add(inner["name"])
-            for value in node.values():
-                collect(value)
-        elif isinstance(node, list):
-            for item in node:
-                collect(item)
-
-    collect(config)
+    names = {node["config"]["name"] for node in _objects(config)
+             if isinstance(node.get("config"), dict)
+             and isinstance(node["config"].get("name"), str)}
     renames = {name: f"layer_{index}_{SCOPE_UNSAFE.sub('_', name)}"
                for index, name in enumerate(sorted(names)) if not SCOPE_SAFE.match(name)}
 
@@ -274,17 +265,17 @@ def describe(model) -> ModelInfo:
         input_shapes=[list(t.shape) for t in model.inputs],
         output_shapes=[list(t.shape) for t in model.outputs],
         output_activation=_output_activation(model),
-        activation_size=sum(_values(_shape(layer)) for layer in _walk(model)
+        activation_size=sum(_values(_shape(layer)) for layer in walk_layers(model)
                             if type(layer).__name__ in CONVOLUTIONS), layers=layers,
-        nested_classes=[type(layer).__name__ for layer in _walk(model)])
+        nested_classes=[type(layer).__name__ for layer in walk_layers(model)])
 
 
-def _walk(model):
+def walk_layers(model):
     """Every layer of the model, descending into sub-models."""
     for layer in model.layers:
         yield layer
         if hasattr(layer, "layers"):
-            yield from _walk(layer)
+            yield from walk_layers(layer)
 
 
 def _values(shape: list[Any]) -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -81,21 +79,10 @@ def _ramp(value: float, low: float, high: float) -> float:
 
 def write(result: dict[str, Any], out_dir: Path) -> Path:
     """Write result.json atomically: a reader sees the old file or the new one, never half."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / RESULT_NAME
-    handle, temporary = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=out_dir)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(result, stream, indent=2, sort_keys=False, default=_jsonable)
-            stream.write("\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; results are for sharing
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    from reports.render import write_text
+
+    text = json.dumps(result, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    return write_text(out_dir / RESULT_NAME, text)
 
 
 def _jsonable(value: Any) -> Any:

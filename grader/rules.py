@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from grader.exercise import Exercise
-from grader.rebuild import UNSAFE, Finding, ModelInfo
+from grader.rebuild import CONVOLUTIONS, UNSAFE, Finding, ModelInfo
 
-CONV_CLASSES = frozenset({"Conv2D", "SeparableConv2D", "DepthwiseConv2D"})
 # Names keras.applications gives its models and layers (MobileNetV2 → "mobilenetv2_1.00_192").
 APPLICATION_NAME = re.compile(r"^(mobilenet|resnet|vgg|inception|xception|densenet|nasnet|"
                               r"efficientnet|convnext|regnet)", re.IGNORECASE)
@@ -60,7 +59,7 @@ def _shape_text(shapes: list[list[Any]]) -> str:
 def _model_checks(info: ModelInfo, exercise: Exercise,
                   records: dict[str, list[dict[str, Any]]]) -> dict[str, Check]:
     size, classes, rules = exercise.image_size, len(exercise.classes), exercise.rules
-    conv = sum(1 for class_name in info.nested_classes if class_name in CONV_CLASSES)
+    conv = sum(1 for class_name in info.nested_classes if class_name in CONVOLUTIONS)
     outputs = info.output_shapes
     return {
         "input_shape": _make(exercise, "input_shape", info.input_shapes == [[None, size, size, 3]],
@@ -126,7 +125,7 @@ def unsafe(findings: list[Finding]) -> bool:
     return any(f.rule in UNSAFE for f in findings)
 
 
-def too_large(rule_id: str, message: str, exercise: Exercise) -> list[Check]:
+def too_large(rule_id: str, message: str) -> list[Check]:
     """The one check of a config too large or deep to read."""
     return [Check(rule_id, False, "The model's configuration is of a readable size.", message,
                   "Build a smaller model from standard layers.")]

@@ -7,12 +7,11 @@ result.json alone, and the report stays one self-contained file.
 from __future__ import annotations
 
 import base64
-import io
 
 import numpy as np
 from PIL import Image
 
-from grader.data import Split
+from grader.data import Split, encode_jpeg
 
 SAMPLES = 24       # photos in the report's grid
 THUMBNAIL = 96     # pixels per side
@@ -21,11 +20,10 @@ JPEG_QUALITY = 80
 
 def thumbnail(pixels: np.ndarray) -> str:
     """A data: URI of a small JPEG of one image."""
-    image = Image.fromarray(pixels, "RGB").resize((THUMBNAIL, THUMBNAIL),
+    small = Image.fromarray(pixels, "RGB").resize((THUMBNAIL, THUMBNAIL),
                                                   Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    jpeg = encode_jpeg(np.asarray(small), JPEG_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def samples(split: Split, predictions: list[int], classes: tuple[str, ...],

@@ -42,7 +42,7 @@ def escapes(notebook: NotebookNode) -> list[Escape]:
         lines = cell.source.splitlines()
         for line_number, line in enumerate(code.splitlines()):
             written = _written(lines, line_number, line)
-            if shell := SHELL_CALL.search(line):
+            if SHELL_CALL.search(line):
                 found.append(Escape(number, "shell", written, written.lstrip("! ")))
             elif magic := MAGIC_CALL.search(line):
                 found.append(Escape(number, f"{magic.group(1)} magic", written,

@@ -159,7 +159,9 @@ def recalibrate_batch_norm(model, batches) -> None:
     grades every model's BatchNormalization alike whatever momentum the student chose.
     """
     keras = keras_module()
-    layers = [layer for layer in _walk(model)
+    from grader.rebuild import walk_layers
+
+    layers = [layer for layer in walk_layers(model)
               if isinstance(layer, keras.layers.BatchNormalization)]
     if not layers:
         return
@@ -172,13 +174,6 @@ def recalibrate_batch_norm(model, batches) -> None:
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-
-
-def _walk(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _walk(layer)
 
 
 def _Validate(calibration, validation):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REFERENCE_NOTEBOOK, SHARED_PHOTOS, STUDENT_NOTEBOOK, Graded, run_grade
+from conftest import SHARED_PHOTOS, STUDENT_NOTEBOOK, Graded, run_grade
 
 pytestmark = [pytest.mark.kernel, pytest.mark.training]
 
