@@ -18,7 +18,7 @@ system-deps:
 
 install: system-deps $(STAMP)
 
-demo: install
+demo: $(STAMP)
 	$(VENV)/bin/grade demo --out $(DEMO_OUT)
 
 test: install
