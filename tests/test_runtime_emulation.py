@@ -1,6 +1,8 @@
 """Issue 3: the codelab's own Colab/TPU notebooks are graded as they are.
 
 No TPU exists here: the notebooks' TPU detection really runs and falls back, which is the point.
+Every style fixture is graded with the `quick` profile on the small synthetic shard set (the
+profile caps the images it uses; 160 images keep its 8 epochs to seconds here).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def _cell_text(executed: Path, marker: str) -> str:
 def test_old_colab_tpu_notebook_runs_unmodified_and_60_epochs_do_not_run(
         small_data: Path, tmp_path: Path) -> None:
     graded = grade_notebook(NOTEBOOKS / "colab_tpu_old_style_60_epochs.ipynb", small_data,
-                            tmp_path, "--profile", "smoke")
+                            tmp_path, "--profile", "quick")
     result = graded.result
     assert result["error"] is None, result["error"]
     assert result["status"] == "graded" and result["model"]["variable"] == "model"
@@ -48,13 +50,7 @@ def test_old_colab_tpu_notebook_runs_unmodified_and_60_epochs_do_not_run(
     warnings = "\n".join(result["warnings"])
     assert "Cell 2: `%tensorflow_version 2.x` was skipped" in warnings
     assert "Cell 2: `!pip install -q --upgrade tensorflow` was skipped" in warnings
-
-
-def test_claimed_accuracy_is_shown_beside_the_verified_one(small_data: Path,
-                                                           tmp_path: Path) -> None:
-    graded = grade_notebook(NOTEBOOKS / "colab_tpu_old_style_60_epochs.ipynb", small_data,
-                            tmp_path, "--profile", "smoke")
-    result = graded.result
+    # The saved outputs claim 93.8%; the trusted retraining is shown beside it, and the gap flagged.
     assert result["claimed_accuracy"] == pytest.approx(0.9375)
     assert result["accuracy"] < 0.8 and result["claim_flagged"] is True
     assert any("claim 93.8%" in w for w in result["warnings"])
@@ -63,7 +59,7 @@ def test_claimed_accuracy_is_shown_beside_the_verified_one(small_data: Path,
 def test_new_tpu_idiom_with_later_if_tpu_and_cell_magic(small_data: Path,
                                                         tmp_path: Path) -> None:
     graded = grade_notebook(NOTEBOOKS / "colab_tpu_new_style_1_epoch.ipynb", small_data,
-                            tmp_path, "--profile", "smoke")
+                            tmp_path, "--profile", "quick")
     result = graded.result
     assert result["error"] is None, result["error"]
     assert result["status"] == "graded"
@@ -74,7 +70,7 @@ def test_new_tpu_idiom_with_later_if_tpu_and_cell_magic(small_data: Path,
 
 def test_functional_fire_modules_in_a_helper_function(small_data: Path, tmp_path: Path) -> None:
     graded = grade_notebook(NOTEBOOKS / "functional_fire_modules.ipynb", small_data, tmp_path,
-                            "--profile", "smoke")
+                            "--profile", "quick")
     result = graded.result
     assert result["error"] is None, result["error"]
     assert result["status"] == "graded"
@@ -88,7 +84,7 @@ def test_functional_fire_modules_in_a_helper_function(small_data: Path, tmp_path
 def test_transfer_learning_is_rejected_and_never_downloads(small_data: Path,
                                                            tmp_path: Path) -> None:
     graded = grade_notebook(NOTEBOOKS / "transfer_learning_mobilenet_imagenet.ipynb",
-                            small_data, tmp_path, "--profile", "smoke")
+                            small_data, tmp_path, "--profile", "quick")
     result = graded.result
     assert result["error"] is None, result["error"]
     assert result["status"] == "rejected" and graded.exit_code == 1
@@ -104,7 +100,7 @@ def test_a_331_model_is_rejected_naming_both_sizes(tmp_path: Path) -> None:
     assert run_grade("data", "synth", "--out", data_331, "--images", 160, "--size", 331,
                      "--seed", 2).returncode == 0
     graded = grade_notebook(NOTEBOOKS / "model_331x331.ipynb", data_331, tmp_path / "out",
-                            "--profile", "smoke", "--mirror",
+                            "--profile", "quick", "--mirror",
                             f"gs://flowers-public/tfrecords-jpeg-331x331={data_331}")
     result = graded.result
     assert result["error"] is None, result["error"]
@@ -118,7 +114,7 @@ def test_a_331_model_is_rejected_naming_both_sizes(tmp_path: Path) -> None:
 def test_an_unmapped_gs_prefix_names_the_prefix_and_the_option(small_data: Path,
                                                                tmp_path: Path) -> None:
     graded = grade_notebook(NOTEBOOKS / "model_331x331.ipynb", small_data, tmp_path,
-                            "--profile", "smoke")
+                            "--profile", "quick")
     error = graded.result["error"]
     assert graded.result["status"] == "error" and error["cell"] == 3
     assert "gs://flowers-public/tfrecords-jpeg-331x331/*.tfrec has no local copy" \
@@ -137,7 +133,7 @@ def test_colab_modules_and_shell_do_nothing(make_notebook, small_data: Path,
         "    keras.layers.Conv2D(8, 3, strides=4, activation='relu'),\n"
         "    keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5, activation='softmax')])",
     ])
-    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "smoke")
+    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "quick")
     result = graded.result
     assert result["error"] is None, result["error"]
     assert "LISTED 0" in _cell_text(tmp_path / "out" / "executed.ipynb", "LISTED")
