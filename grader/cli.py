@@ -131,6 +131,53 @@ def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Pat
                     mirror))
 
 
+_timeout_options = [
+    click.option("--cell-timeout", type=click.IntRange(min=1), metavar="SECONDS",
+                 help="Per-cell time limit in the student's kernel (default: exercise file)."),
+    click.option("--notebook-timeout", type=click.IntRange(min=1), metavar="SECONDS",
+                 help="Whole-notebook time limit (default: exercise file)."),
+]
+
+
+@cli.command()
+@click.argument("submissions", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", required=True, type=EXISTING_DIR, help="Folder of flower shards.")
+@click.option("--out", required=True, type=DIR,
+              help="Folder for one folder per student, index.html, grades.csv, junit.xml.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Submissions graded at once on this machine [default: half the cores].")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on a Dask cluster, e.g. tcp://HOST:8786, instead of local workers.")
+@_exercise_option
+@_profile_option
+@click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
+@_precision_option
+@_mirror_option
+@click.option("--cache", type=DIR, help="Decoded data and task answers [default: OUT/.cache]. "
+              "On a cluster, a folder every worker sees at the same path.")
+@_timeout_options[0]
+@_timeout_options[1]
+def batch(submissions: Path, data: Path, out: Path, workers: int | None, scheduler: str | None,
+          exercise: str, profile: str, test_data: Path | None, precision: str,
+          mirror: tuple[str, ...], cache: Path | None, cell_timeout: int | None,
+          notebook_timeout: int | None) -> None:
+    """Grade a class: SUBMISSIONS is a folder of notebooks, a folder of per-student folders,
+    or an LMS export .zip. Rerunning the same command resumes where it stopped."""
+    from grader import batch as batches
+    from grader.progress import Progress
+
+    loaded, chosen = _load(exercise, profile)
+    loaded = batches.with_timeouts(loaded, cell_timeout, notebook_timeout)
+    job = batches.Batch(submissions, data, out, loaded, chosen, test_data, precision,
+                        _mirror(mirror), workers or batches.default_workers(), scheduler, cache)
+    where = f"Dask at {scheduler}" if scheduler else f"{job.workers} local worker(s)"
+    click.echo(f"grading {submissions} on {where} (profile {chosen.name}) ...", err=True)
+    with Progress() as progress:
+        summary = batches.run(job, progress.update, progress.start)
+    progress.summary(summary)
+    sys.exit(EXIT_PASSED)
+
+
 @cli.command()
 @click.option("--out", default=Path("demo-output"), show_default=True, type=DIR,
               help="Folder for the synthetic data and both reports.")

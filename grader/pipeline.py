@@ -13,15 +13,15 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-
-from grader import data, hints, result as results, rules, static
+from grader import datacache, hints, result as results, rules, static
 from grader.errors import GradingError
 from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
 from grader.notebook import sha256, validate
-from grader.rebuild import ConfigRejected, build, describe, parse_config, scan
+from grader.rebuild import (ConfigRejected, ModelInfo, architecture, build, describe,
+                            parse_config, scan)
 from grader.samples import samples
 
 log = logging.getLogger(__name__)
@@ -56,34 +56,78 @@ class _Clock:
         return now
 
 
+@dataclass(frozen=True)
+class Inspection:
+    """What the inspection stages found: the checked config to train (None when the submission
+    was rejected) and the rebuilt model's description."""
+    config: dict[str, Any] | None
+    info: ModelInfo | None
+
+
 def grade(request: Request) -> dict[str, Any]:
     """Grade one submission and write its result.json and report.html. Never raises for a
     problem with the submission: that becomes the result's ``error``."""
-    path = request.notebook
-    digest = sha256(path) if path.is_file() else None
-    result = results.skeleton(request.student or path.stem, path, digest, request.exercise,
-                              request.profile)
-    clock = _Clock()
-    try:
-        _run(request, result, clock)
-    except ConfigRejected as exc:
-        _reject(result, exc, request.exercise)
-    except GradingError as exc:
-        result.update(status="error", error=exc.as_dict())
-    except Exception as exc:  # a grader bug must still end in a result
-        log.error("internal error while grading %s: %r (traceback in result.json)", path, exc)
-        result.update(status="error", error={
-            "stage": "internal", "cell": None, "traceback": traceback.format_exc(limit=8),
-            "message": f"The grader failed unexpectedly ({type(exc).__name__}: {exc}). This "
-                       f"is not your fault: tell your instructor."})
-    clock.timings["total"] = round(time.perf_counter() - clock.started, 2)
-    result.update(timings=clock.timings, finished_at=results.now())
-    results.write(result, request.out_dir)
-    _render(result, request.out_dir)
+    result, clock = start(request)
+
+    def stages() -> None:
+        inspection = inspect(request, result, clock)
+        if inspection.config is not None:
+            mark = time.perf_counter()
+            job = TrainingJob(request.data_dir, request.test_data, request.exercise,
+                              request.profile, request.precision)
+            trained = trusted_training(inspection.config, job)
+            clock.lap("train", mark)
+            finish(result, inspection.info, trained, request.exercise)
+
+    guarded(result, stages, request.exercise)
+    close(result, clock, request.out_dir)
     return result
 
 
-def _run(request: Request, result: dict[str, Any], clock: _Clock) -> None:
+def start(request: Request) -> tuple[dict[str, Any], _Clock]:
+    """An error result for the submission, to be filled in by the stages."""
+    path = request.notebook
+    digest = sha256(path) if path.is_file() else None
+    return (results.skeleton(request.student or path.stem, path, digest, request.exercise,
+                             request.profile), _Clock())
+
+
+def guarded(result: dict[str, Any], stages: Callable[[], None], exercise: Exercise) -> None:
+    """Run ``stages``; whatever they raise ends in the result, never in a traceback."""
+    try:
+        stages()
+    except ConfigRejected as exc:
+        _reject(result, exc, exercise)
+    except GradingError as exc:
+        result.update(status="error", error=exc.as_dict())
+    except Exception as exc:  # a grader bug must still end in a result
+        log.error("internal error while grading %s: %r (traceback in result.json)",
+                  result["submission"]["file"], exc)
+        result.update(status="error", error=internal_error(exc))
+
+
+def internal_error(exc: BaseException) -> dict[str, Any]:
+    return {"stage": "internal", "cell": None, "traceback": traceback.format_exc(limit=8),
+            "message": f"The grader failed unexpectedly ({type(exc).__name__}: {exc}). This "
+                       f"is not your fault: tell your instructor."}
+
+
+def close(result: dict[str, Any], clock: _Clock | None, out_dir: Path) -> None:
+    """Stamp the result, then write result.json and the reports beside it."""
+    if clock is not None:
+        clock.timings["total"] = round(time.perf_counter() - clock.started, 2)
+        result["timings"] = clock.timings
+    result["finished_at"] = results.now()
+    results.write(result, out_dir)
+    _render(result, out_dir)
+
+
+def inspect(request: Request, result: dict[str, Any], clock: _Clock) -> Inspection:
+    """Every stage before trusted training: validate, execute, extract, rebuild, rules.
+
+    Fills ``result`` as far as it gets; a rejected submission is finished here (status and
+    score), and its Inspection has no config to train.
+    """
     mark = clock.started
     notebook = validate(request.notebook)
     magics = request.exercise.execution.allowed_magics
@@ -97,20 +141,27 @@ def _run(request: Request, result: dict[str, Any], clock: _Clock) -> None:
     findings = scan(config, request.exercise.rules)
     info = None if rules.unsafe(findings) else describe(build(config))
     if info is not None:
-        result["model"].update(info.as_dict())
+        result["model"].update(info.as_dict(), architecture=architecture(config))
     checks = rules.check(info, findings, request.exercise, _records(execution.payload))
     result["checks"] = [c.as_dict() for c in checks]
-    mark = clock.lap("rebuild", mark)
+    clock.lap("rebuild", mark)
     if not all(c.passed for c in checks):
         result.update(status="rejected", score=results.score(checks, None, request.exercise),
                       hints=hints.hints(info, None, request.exercise))
-        return
-    _train(config, request, result)
-    clock.lap("train", mark)
-    result["hints"] = hints.hints(info, result["training"], request.exercise)
+        return Inspection(None, info)
+    return Inspection(config, info)
+
+
+def finish(result: dict[str, Any], info: ModelInfo | None, trained: dict[str, Any],
+           exercise: Exercise) -> None:
+    """Fill in the trusted training's outcome: accuracy, verdict, score, hints, claim check."""
+    result.update(training=trained["training"], accuracy=trained["accuracy"],
+                  samples=trained["samples"])
+    result["hints"] = hints.hints(info, result["training"], exercise)
+    checks = [rules.Check(**c) for c in result["checks"]]
     accuracy = result["accuracy"]
-    result.update(status="graded", passed=accuracy >= request.exercise.target.accuracy,
-                  score=results.score(checks, accuracy, request.exercise))
+    result.update(status="graded", passed=accuracy >= exercise.target.accuracy,
+                  score=results.score(checks, accuracy, exercise))
     _compare_claim(result)
 
 
@@ -179,25 +230,41 @@ def _config_text(payload: dict[str, Any], result: dict[str, Any]) -> str:
                        "named `model`.")
 
 
-def _train(config: dict[str, Any], request: Request, result: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class TrainingJob:
+    """Everything trusted training depends on besides the architecture."""
+    data_dir: Path
+    test_data: Path | None
+    exercise: Exercise
+    profile: Profile
+    precision: str
+    cache: Path | None = None    # decoded-data cache (grade batch); None decodes in memory
+
+
+def trusted_training(config: dict[str, Any], job: TrainingJob) -> dict[str, Any]:
+    """Train the checked architecture on the grader's data: the training details, the accuracy
+    that decides (test data when given, else validation) and the sample predictions."""
     from grader.train import train
 
-    exercise, profile = request.exercise, request.profile
-    train_files, val_files = data.split_files(data.shard_files(request.data_dir),
-                                              exercise.validation_split)
-    size = exercise.image_size
-    train_split = data.decode(train_files, size, profile.max_train_images)
-    val_split = data.decode(val_files, size, profile.max_val_images)
-    test_split = (data.decode(data.shard_files(request.test_data), size)
-                  if request.test_data else None)
+    exercise, profile = job.exercise, job.profile
+    splits = datacache.load(datacache.Source(job.data_dir, exercise.image_size,
+                                             exercise.validation_split), job.cache)
+    train_split = datacache.capped(splits.splits["train"], profile.max_train_images)
+    val_split = datacache.capped(splits.splits["val"], profile.max_val_images)
+    test_split = None
+    if job.test_data:
+        test = datacache.load(datacache.Source(job.test_data, exercise.image_size, None),
+                              job.cache)
+        test_split = test.splits["all"]
     training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
-                     request.precision)
+                     job.precision)
     details = training.as_dict()
     details["val_accuracy"] = training.validation.accuracy
     details["test_accuracy"] = training.test.accuracy if training.test else None
-    result["training"] = details
-    result["accuracy"] = details["test_accuracy"] if training.test else details["val_accuracy"]
-    result["samples"] = samples(val_split, training.validation.predictions, exercise.classes)
+    return {"training": details,
+            "accuracy": details["test_accuracy"] if training.test else details["val_accuracy"],
+            "samples": samples(val_split, training.validation.predictions, exercise.classes),
+            "decoded": splits.decoded}
 
 
 def _records(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -8,10 +8,11 @@ the grader only ever trains fresh ones.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from grader.errors import GradingError
@@ -73,6 +74,14 @@ class ModelInfo:
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ModelInfo":
+        """The inverse of as_dict (a batch passes descriptions between processes as JSON)."""
+        names = {f.name for f in fields(cls)}
+        kept = {key: value for key, value in values.items() if key in names}
+        kept["layers"] = [LayerInfo(**layer) for layer in kept.get("layers", [])]
+        return cls(**kept)
 
 
 class ConfigRejected(GradingError):
@@ -204,27 +213,46 @@ def with_precision(config: dict[str, Any], policy: str) -> dict[str, Any]:
     return config
 
 
+def _names(config: dict[str, Any]) -> list[str]:
+    """Every model and layer name in a config, in order of first appearance."""
+    names = (node["config"]["name"] for node in _objects(config)
+             if isinstance(node.get("config"), dict)
+             and isinstance(node["config"].get("name"), str))
+    return list(dict.fromkeys(names))
+
+
+def _renamed(node: Any, renames: dict[str, str]) -> Any:
+    """A copy with every string that is a name in ``renames`` replaced, wherever it appears
+    (functional configs refer to layers by name in inbound nodes and input/output lists)."""
+    if isinstance(node, dict):
+        return {key: _renamed(value, renames) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_renamed(item, renames) for item in node]
+    return renames.get(node, node) if isinstance(node, str) else node
+
+
 def scope_safe(config: dict[str, Any]) -> dict[str, Any]:
     """A copy whose model and layer names are valid TensorFlow name scopes.
 
     Keras accepts names like '<b>my model' that TensorFlow refuses as name scopes when the model
     runs. Every name outside [A-Za-z0-9_.-] is replaced, consistently wherever the config
-    repeats it (functional configs refer to layers by name), so the trusted copy trains.
+    repeats it, so the trusted copy trains.
     """
-    names = {node["config"]["name"] for node in _objects(config)
-             if isinstance(node.get("config"), dict)
-             and isinstance(node["config"].get("name"), str)}
     renames = {name: f"layer_{index}_{SCOPE_UNSAFE.sub('_', name)}"
-               for index, name in enumerate(sorted(names)) if not SCOPE_SAFE.match(name)}
+               for index, name in enumerate(sorted(_names(config)))
+               if not SCOPE_SAFE.match(name)}
+    return _renamed(config, renames) if renames else config
 
-    def rename(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {key: rename(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [rename(item) for item in node]
-        return renames.get(node, node) if isinstance(node, str) else node
 
-    return rename(config) if renames else config
+def architecture(config: dict[str, Any]) -> str:
+    """A canonical hash of the architecture: the config with every name replaced by its order
+    of appearance and the student's compile settings left out. Two models that differ only in
+    their names (or their optimizer) hash alike; the trusted training of one serves both."""
+    canonical = _renamed({key: value for key, value in config.items()
+                          if key != "compile_config"},
+                         {name: f"n{index}" for index, name in enumerate(_names(config))})
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _output_layer_names(config: dict[str, Any]) -> set[str]:

@@ -37,6 +37,7 @@ class Training:
     device_kind: str
     precision: str
     seed: int
+    deterministic: bool                 # TensorFlow op determinism was on
     epochs: int
     train_images: int
     val_images: int
@@ -115,8 +116,14 @@ def evaluate(model, split: Split, classes: int, profile: Profile) -> Evaluation:
 
 
 def train(config: dict[str, Any], train_split: Split, val_split: Split, test_split: Split | None,
-          classes: int, profile: Profile, precision: str = "auto") -> Training:
-    """Train the architecture in ``config`` from fresh weights and evaluate it."""
+          classes: int, profile: Profile, precision: str = "auto",
+          deterministic: bool | None = None) -> Training:
+    """Train the architecture in ``config`` from fresh weights and evaluate it.
+
+    ``deterministic`` (None: on for CPUs) turns on TensorFlow's op determinism, so the same
+    architecture gets the same accuracy in every run and process: a resumed batch then equals
+    an uninterrupted one.
+    """
     keras = keras_module()
 
     from grader import device as devices
@@ -124,6 +131,10 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
 
     keras.utils.set_random_seed(profile.seed)
     device, strategy = devices.detect(precision)
+    if deterministic is None:
+        deterministic = device.kind == "cpu"
+    if deterministic:
+        tensorflow().config.experimental.enable_op_determinism()
     steps = max(1, len(train_split.labels) // profile.batch_size)
     config = scope_safe(config)  # '<b>my model' is a Keras name but no TensorFlow scope
     with strategy.scope():
@@ -143,8 +154,9 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     history = {key: [float(v) for v in values] for key, values in fit.history.items()
                if key in ("loss", "accuracy", "val_loss", "val_accuracy")}
     return Training(history, validation, test, device.description, device.kind,
-                    device.precision, profile.seed, profile.epochs, len(train_split.labels),
-                    len(val_split.labels), round(time.perf_counter() - started, 2),
+                    device.precision, profile.seed, deterministic, profile.epochs,
+                    len(train_split.labels), len(val_split.labels),
+                    round(time.perf_counter() - started, 2),
                     round(steps * profile.batch_size * profile.epochs / fit_seconds, 1))
 
 

@@ -1,9 +1,10 @@
-"""Numbers for the class dashboard: counts, accuracy histogram, parameters-vs-accuracy scatter."""
+"""Numbers for the class dashboard: counts, accuracy histogram, parameters-vs-accuracy scatter,
+and the students who share a model architecture or a whole notebook."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 BINS = 10
@@ -40,13 +41,52 @@ def _scatter(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], tuple[in
     return points, (10 ** low, 10 ** high)
 
 
+def _digest(value: Any) -> str | None:
+    """A hash from result.json, or None: older results lack the field or hold null."""
+    return value if isinstance(value, str) and value else None
+
+
 def _row(folder: str, result: dict[str, Any]) -> dict[str, Any]:
     model = result.get("model") or {}
     return {"folder": folder, "student": str(result.get("student") or folder),
             "status": result.get("status"), "passed": bool(result.get("passed")),
             "score": result.get("score") or 0.0, "max_score": result.get("max_score") or 0,
             "accuracy": result.get("accuracy"), "params": model.get("params"),
-            "seconds": (result.get("timings") or {}).get("total")}
+            "seconds": (result.get("timings") or {}).get("total"),
+            "architecture": _digest(model.get("architecture")),
+            "sha256": _digest((result.get("submission") or {}).get("sha256")),
+            "group": None}
+
+
+def _groups(rows: list[dict[str, Any]], field: str, prefix: str) -> list[dict[str, Any]]:
+    """Rows that share a ``field`` value, where two or more different students share it.
+
+    Largest group first, then by student names; ids count up in that order ("A1", "A2").
+    One student graded twice is a resubmission, not a group.
+    """
+    shared: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row[field]:
+            shared[row[field]].append(row)
+    groups = [{"key": key, "short": key[:8], "students": sorted({r["student"] for r in members})}
+              for key, members in shared.items()]
+    groups = [g for g in groups if len(g["students"]) > 1]
+    groups.sort(key=lambda g: (-len(g["students"]), g["students"], g["key"]))
+    for number, group in enumerate(groups, 1):
+        group["id"] = f"{prefix}{number}"
+    return groups
+
+
+def _similarity(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Architecture groups (each member row gets the group's id for its badge) and groups of
+    byte-identical notebooks."""
+    architectures = _groups(rows, "architecture", "A")
+    for group in architectures:
+        members = [r for r in rows if r["architecture"] == group["key"]]
+        for row in members:
+            row["group"] = group["id"]
+        group["params"] = next((r["params"] for r in members if r["params"] is not None), None)
+    return {"architectures": architectures, "notebooks": _groups(rows, "sha256", "N")}
 
 
 def context(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -55,8 +95,10 @@ def context(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                   key=lambda r: r["student"])
     target = next((r.get("target", {}).get("accuracy") for _, r in entries), 0.75) or 0.75
     points, (low, high) = _scatter(rows)
+    similarity = _similarity(rows)  # also sets each row's "group", the id on its badge
     return {
         "rows": rows,
+        "similarity": similarity,
         "counts": sorted(Counter(r["status"] for r in rows).items()),
         "passed": sum(r["passed"] for r in rows),
         "bars": _histogram([r["accuracy"] for r in rows if r["accuracy"] is not None]),

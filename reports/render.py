@@ -97,8 +97,14 @@ def render_all(out_dir: Path) -> int:
         render_submission(result, folder)
     batch = [(folder.name, result) for folder, result in found if folder != out_dir]
     if batch:
-        results = [result for _, result in batch]
-        write_text(out_dir / "index.html", render_dashboard(batch))
-        write_text(out_dir / "grades.csv", exports.grades_csv(results))
-        write_text(out_dir / "junit.xml", exports.junit(results))
+        render_batch(out_dir, batch)
     return len(found)
+
+
+def render_batch(out_dir: Path, batch: list[tuple[str, dict[str, Any]]]) -> Path:
+    """The class dashboard index.html, grades.csv and junit.xml; ``batch`` is (sub-folder name,
+    result) per student. Returns the dashboard's path."""
+    results = [result for _, result in batch]
+    write_text(out_dir / "grades.csv", exports.grades_csv(results))
+    write_text(out_dir / "junit.xml", exports.junit(results))
+    return write_text(out_dir / "index.html", render_dashboard(batch))
