@@ -122,7 +122,7 @@ class DaskEngine:
         from distributed import Client
 
         try:
-            self.client = Client(address, timeout="30s")
+            self.client = Client(address, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise GradingError("usage", f"No Dask scheduler answered at {address} ({exc}). "
                                f"Start one with `dask scheduler` and workers with `dask worker "

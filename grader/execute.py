@@ -30,6 +30,8 @@ MODEL_MIME = "application/vnd.flowers-grader.model+json"
 GRADER_TAG = "flowers-grader"       # tags the cells the grader adds
 TRACEBACK_LINES = 12                 # lines of a student traceback kept in the result
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+LIBRARY_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before "
+                         r"absl|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def launch_kernel(work_dir: Path, spec_dir: Path):
     import json
 
     from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
 
     spec = spec_dir / "kernels" / "flowers-grader"
     spec.mkdir(parents=True, exist_ok=True)
@@ -129,7 +131,9 @@ def launch_kernel(work_dir: Path, spec_dir: Path):
     (spec / "kernel.json").write_text(json.dumps(
         {"argv": argv, "display_name": "flowers-grader", "language": "python"}))
     specs = KernelSpecManager(kernel_dirs=[str(spec_dir / "kernels")])
-    return KernelManager(kernel_name="flowers-grader", kernel_spec_manager=specs)
+    # Asynchronous: nbclient's per-cell deadline only fires while its event loop is free, and a
+    # blocking manager's clients block that loop while they wait for output.
+    return AsyncKernelManager(kernel_name="flowers-grader", kernel_spec_manager=specs)
 
 
 def execute(notebook: NotebookNode, plan: Plan) -> Execution:
@@ -179,16 +183,22 @@ def _record(notebook: NotebookNode, path: Path | None) -> None:
 
 
 def _tail(log_file, limit: int = 2000) -> str:
-    """The last bytes the kernel process wrote to its own stderr (crash messages)."""
+    """The end of what the kernel process wrote to its own stderr (crash messages), without
+    TensorFlow's and absl's log lines: they carry clocks and process ids, not the cause."""
     log_file.flush()
-    log_file.seek(max(0, log_file.seek(0, 2) - limit))
-    return log_file.read().decode("utf-8", "replace").strip()
+    start = max(0, log_file.seek(0, 2) - 4 * limit)
+    log_file.seek(start)
+    lines = log_file.read().decode("utf-8", "replace").splitlines()[1 if start else 0:]
+    kept = [line for line in lines if not LIBRARY_LOG.match(line)]
+    return "\n".join(kept).strip()[-limit:]
 
 
 def _shutdown(km) -> None:
+    from jupyter_core.utils import run_sync
+
     try:
         if km.has_kernel:
-            km.shutdown_kernel(now=True)
+            run_sync(km.shutdown_kernel)(now=True)
     except Exception as exc:  # a kernel that is already gone is fine
         log.debug("kernel shutdown: %s", exc)
 

@@ -70,6 +70,7 @@ def discover(submissions: Path, staging: Path, exclude: Path | None = None,
     notes: list[str] = []
     if submissions.is_file() and zipfile.is_zipfile(submissions):
         root, skipped = unpack(submissions, staging)
+        exclude = None  # the staging folder may well be inside the output folder
         if skipped:
             notes.append(f"{len(skipped)} member(s) of {submissions.name} were not unpacked "
                          f"(absolute paths, '..' or links): {', '.join(skipped[:8])}")

@@ -1,5 +1,6 @@
 """Issue 5: reports and the class dashboard in a real headless browser (Debian's chromium,
-driven by Playwright), XSS, exports, and byte-identical `grade render`."""
+driven by Playwright), XSS, exports, and byte-identical `grade render`; the dashboard's
+similar-submissions section."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from xml.etree import ElementTree
 import pytest
 
 from conftest import ROOT, run_grade
+from grader.exercise import load_exercise
+from grader.result import skeleton
+from reports.dashboard import context
+from reports.render import render_dashboard
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "build" / "test-artifacts"   # screenshots, kept out of the source tree
@@ -184,3 +189,102 @@ def test_rendering_never_imports_tensorflow(batch: Path, tmp_path: Path) -> None
     process = subprocess.run([sys.executable, "-c", code, str(copy)], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert "rendered 2 result(s)" in process.stdout and "LOADED []" in process.stdout
+
+
+# Similar submissions. Rendering reads result.json alone, so these results are written directly
+# (from the grader's own skeleton, so every key is there) instead of grading and training: the
+# architecture hash is what `grade notebook` records for a model, whatever its layer names.
+SAME_MODEL, OTHER_MODEL = "0123456789abcdef", "fedcba9876543210"
+STARTER = "print('the notebook as handed out')"
+
+
+def _submission(student: str, notebook: str, architecture: str | None = None,
+                params: int | None = None, model_name: str = "sequential") -> dict:
+    """A result as `grade notebook` writes it; no architecture means no model was extracted."""
+    exercise = load_exercise()
+    digest = hashlib.sha256(notebook.encode()).hexdigest()
+    result = skeleton(student, Path(f"{student}.ipynb"), digest, exercise,
+                      exercise.profile("smoke"))
+    if architecture is not None:
+        result["model"].update(name=model_name, params=params, architecture=architecture)
+        result.update(status="graded", accuracy=0.5, score=60.0, timings={"total": 1.0})
+    return result
+
+
+def test_dashboard_groups_shared_architectures_and_identical_notebooks() -> None:
+    entries = [
+        ("zoe", _submission("zoe", "zoe's own", SAME_MODEL, 1000)),
+        ("yann", _submission("yann", "yann's own", SAME_MODEL, 1000, "renamed")),
+        ("xia", _submission("xia", "xia's own", SAME_MODEL)),
+        ("carol", _submission("carol", "carol's own", OTHER_MODEL, 2000)),
+        ("ann", _submission("ann", "ann's own", OTHER_MODEL, 2000)),
+        ("bob", _submission("bob", STARTER)),
+        ("dan", _submission("dan", STARTER)),
+        ("eve-1", _submission("eve", "eve's first", "1111222233334444")),
+        ("eve-2", _submission("eve", "eve's second", "1111222233334444")),
+        ("old", {"student": "old", "status": "graded", "model": None}),
+        ("older", {"student": "older", "status": "error",
+                   "model": {"params": 5, "architecture": None},
+                   "submission": {"file": "older.ipynb", "sha256": None}}),
+    ]
+    drawn = context(entries)
+    architectures = drawn["similarity"]["architectures"]
+    assert [(g["id"], g["students"], g["params"]) for g in architectures] == [
+        ("A1", ["xia", "yann", "zoe"], 1000),    # largest first
+        ("A2", ["ann", "carol"], 2000),          # eve graded twice is not a group
+    ]
+    assert architectures[0]["key"] == SAME_MODEL and architectures[0]["short"] == "01234567"
+    notebooks = drawn["similarity"]["notebooks"]
+    assert [(g["id"], g["students"]) for g in notebooks] == [("N1", ["bob", "dan"])]
+    assert notebooks[0]["key"] == hashlib.sha256(STARTER.encode()).hexdigest()
+    badges = {row["folder"]: row["group"] for row in drawn["rows"]}
+    assert badges == {"zoe": "A1", "yann": "A1", "xia": "A1", "carol": "A2", "ann": "A2",
+                      "bob": None, "dan": None, "eve-1": None, "eve-2": None,
+                      "old": None, "older": None}
+
+
+def test_dashboard_without_similar_submissions_has_no_section() -> None:
+    html = render_dashboard([("ann", _submission("ann", "ann's own", SAME_MODEL, 10)),
+                             ("bob", _submission("bob", "bob's own", OTHER_MODEL, 10)),
+                             ("old", {"student": "old", "status": "graded"})])
+    assert "Similar submissions" not in html and 'id="similar"' not in html
+
+
+@pytest.fixture
+def similar_batch(tmp_path: Path) -> Path:
+    """A rendered batch: a hostile name and alice share a model under different names, bob and
+    carol handed in the same untouched notebook (no model), dave is on his own."""
+    results = [_submission(XSS, "x's own", SAME_MODEL, 12345, "<b>mine</b>"),
+               _submission("alice", "alice's own", SAME_MODEL, 12345, "alices_cnn"),
+               _submission("bob", STARTER), _submission("carol", STARTER),
+               _submission("dave", "dave's own", OTHER_MODEL, 999)]
+    for result in results:
+        folder = tmp_path / result["student"]
+        folder.mkdir()
+        (folder / "result.json").write_text(json.dumps(result, indent=2))
+    process = run_grade("render", tmp_path)
+    assert process.returncode == 0, process.stderr
+    return tmp_path
+
+
+def _groups_shown(page, table: str) -> list[tuple[str, list[str]]]:
+    return [(row.locator("td").first.inner_text(), row.locator(".student").all_inner_texts())
+            for row in page.locator(f"{table} tbody tr").all()]
+
+
+def test_dashboard_in_a_browser_shows_similar_submissions(browser, similar_batch: Path) -> None:
+    page, problems = _open(browser, similar_batch / "index.html")
+    section = page.locator("#similar")
+    assert section.is_visible() and section.locator("h2").inner_text() == "Similar submissions"
+    assert "coincidence" in section.inner_text() and "deserve a look" in section.inner_text()
+    assert _groups_shown(page, "#same-architecture") == [("A1", [XSS, "alice"])]
+    assert _groups_shown(page, "#same-notebook") == [("N1", ["bob", "carol"])]
+    assert page.locator("#same-architecture tbody td.n").inner_text() == "12,345"
+    badges = {row.locator("a").inner_text(): row.locator(".badge").all_inner_texts()
+              for row in page.locator("#submissions tbody tr").all()}
+    assert badges == {XSS: ["A1"], "alice": ["A1"], "bob": [], "carol": [], "dave": []}
+    assert page.locator("img, b").count() == 0  # the hostile name is text, not markup
+    assert XSS not in (similar_batch / "index.html").read_text()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-similar.png"), full_page=True)
+    assert problems == []
