@@ -8,6 +8,7 @@ record) and the extraction payload, which the grader checks before believing any
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import re
@@ -21,8 +22,10 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from grader import sandbox
 from grader.errors import GradingError
 from grader.inkernel import source
+from grader.sandbox import Limits
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ class Plan:
     cell_timeout: int              # seconds per cell
     notebook_timeout: int          # seconds for the whole notebook
     record: Path | None = None     # where to save the executed notebook, failures marked
+    limits: Limits | None = None   # resource limits and sandbox policy (None: none)
+    readable: tuple[Path, ...] = ()  # folders the kernel may read (the shards)
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Execution:
     payload: dict[str, Any]                 # the extraction cell's output (untrusted)
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    isolation: str = "none"
 
 
 def _grader_cell(text: str, role: str) -> NotebookNode:
@@ -114,32 +120,86 @@ def kernel_env(work_dir: Path) -> dict[str, str]:
     }
 
 
-def launch_kernel(work_dir: Path, spec_dir: Path):
+def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
     """Create the kernel manager for one submission. The one place a kernel is defined.
 
     The kernel is this interpreter's ipykernel, described by a private kernelspec, so that a
-    kernelspec installed on the machine can never change which Python grades.
+    kernelspec installed on the machine can never change which Python grades. In the sandbox
+    (grader/sandbox.py) its command is wrapped in bwrap and it speaks to us over Unix sockets in
+    ``spec_dir/run``, the only grader folder it sees.
     """
-    import json
 
     from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
 
+    limits = plan.limits if plan else None
+    level = sandbox.isolation(limits) if limits else "none"
+    runtime = spec_dir / "run"
+    runtime.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    if limits:
+        command = sandbox.wrap(command, work_dir, runtime, list(plan.readable),
+                               kernel_env(work_dir), limits, level)
+    if level == sandbox.ISOLATED and sandbox.drops_root(list(plan.readable)):
+        os.chown(runtime, sandbox.NOBODY, sandbox.NOBODY)  # the kernel drops to nobody
     spec = spec_dir / "kernels" / "flowers-grader"
     spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps(
-        {"argv": argv, "display_name": "flowers-grader", "language": "python"}))
+        {"argv": command, "display_name": "flowers-grader", "language": "python"}))
     specs = KernelSpecManager(kernel_dirs=[str(spec_dir / "kernels")])
-    # Asynchronous: nbclient's per-cell deadline only fires while its event loop is free, and a
-    # blocking manager's clients block that loop while they wait for output.
-    return AsyncKernelManager(kernel_name="flowers-grader", kernel_spec_manager=specs)
+    options = {"connection_file": str(runtime / "kernel.json")}
+    if level == sandbox.ISOLATED:
+        options.update(transport="ipc", ip=str(runtime / "ipc"))
+    km = _manager_class()(kernel_name="flowers-grader", kernel_spec_manager=specs, **options)
+    km.grader_isolation = level
+    return km
+
+
+def _manager_class():
+    """Asynchronous: nbclient's per-cell deadline only fires while its event loop is free, and a
+    blocking manager's clients block that loop while they wait for output. The connection file
+    is made readable for the kernel's user (it sits in a folder only we and the box can see)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class Manager(AsyncKernelManager):
+        def write_connection_file(self, **kwargs):
+            written = super().write_connection_file(**kwargs)
+            os.chmod(self.connection_file, 0o644)
+            return written
+
+    return Manager
+
+
+def _client_class():
+    """nbclient's client with each cell's captured output capped (Limits.output_bytes_per_cell):
+    a notebook that prints a gigabyte costs the grader that much reading, never memory."""
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        output_cap: int = 0
+        _seen: dict
+
+        def output(self, outs, msg, display_id, cell_index):
+            if not self.output_cap:
+                return super().output(outs, msg, display_id, cell_index)
+            seen = self.__dict__.setdefault("_seen", {})
+            size = len(json.dumps(msg.get("content", {}), default=str))
+            used = seen.get(cell_index, 0)
+            seen[cell_index] = used + size
+            if used + size <= self.output_cap:
+                return super().output(outs, msg, display_id, cell_index)
+            if used <= self.output_cap:
+                marker = nbformat.v4.new_output(
+                    "stream", name="stderr",
+                    text=f"\n[flowers-grader: output truncated after "
+                         f"{self.output_cap:,} bytes]\n")
+                outs.append(marker)
+            return None
+
+    return Client
 
 
 def execute(notebook: NotebookNode, plan: Plan) -> Execution:
     """Run the prepared notebook top to bottom and return the extraction payload."""
-    from nbclient import NotebookClient
-
     prepared, numbers, warnings = prepare(notebook, plan.parameters, plan.runtime)
     plan.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -154,13 +214,19 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
 
     with tempfile.TemporaryDirectory(prefix="flowers-grader-spec-") as private, \
             open(Path(private) / "kernel.log", "w+b") as kernel_log:
-        km = launch_kernel(plan.work_dir, Path(private))
-        client = NotebookClient(prepared, km=km, timeout_func=timeout_for, allow_errors=False,
-                                startup_timeout=120, on_cell_start=on_cell_start,
-                                resources={"metadata": {"path": str(plan.work_dir)}})
+        km = launch_kernel(plan.work_dir, Path(private), plan)
+        warnings += sandbox.warning(km.grader_isolation, list(plan.readable)) \
+            if plan.limits else []
+        client = _client_class()(prepared, km=km, timeout_func=timeout_for,
+                                 allow_errors=False, startup_timeout=120,
+                                 on_cell_start=on_cell_start,
+                                 resources={"metadata": {"path": str(plan.work_dir)}})
+        client.output_cap = plan.limits.output_bytes_per_cell if plan.limits else 0
+        limit = (lambda: sandbox.set_limits(plan.limits)) if plan.limits else None
         try:
             # The kernel's own stdout/stderr (not the cells' output) go to a private log.
-            client.execute(env=kernel_env(plan.work_dir), stdout=kernel_log, stderr=kernel_log)
+            client.execute(env=kernel_env(plan.work_dir), stdout=kernel_log, stderr=kernel_log,
+                           preexec_fn=limit)
         except Exception as exc:  # nbclient's errors, and anything the kernel provoked
             raise _execution_error(exc, numbers, current["index"], deadline,
                                    _tail(kernel_log)) from None
@@ -168,7 +234,8 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
             _shutdown(km)
             _record(prepared, plan.record)
     seconds = time.monotonic() - started
-    return Execution(prepared, numbers, _payload(prepared.cells[-1]), seconds, warnings)
+    return Execution(prepared, numbers, _payload(prepared.cells[-1]), seconds, warnings,
+                     km.grader_isolation)
 
 
 def _record(notebook: NotebookNode, path: Path | None) -> None:

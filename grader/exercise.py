@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from grader.errors import GradingError
+from grader.sandbox import Limits
+
+# The kernel's limits when the exercise file's [sandbox] table leaves one out.
+DEFAULT_LIMITS = Limits(memory_bytes=12 << 30, max_processes=512, file_size_bytes=1 << 30,
+                        work_dir_bytes=2 << 30, cpu_seconds=7200,
+                        output_bytes_per_cell=1 << 20)
 
 EXERCISES_DIR = Path(__file__).resolve().parent.parent / "exercises"
 DEFAULT_EXERCISE = "flowers-cnn"
@@ -108,6 +114,7 @@ class Exercise:
     profiles: dict[str, Profile]
     mirror: dict[str, str]  # gs:// prefix → local folder ("{data}" = --data, "" = none)
     dataset: Dataset
+    sandbox: Limits = DEFAULT_LIMITS
 
     def mirror_for(self, data_dir: Path, overrides: dict[str, Path] | None = None
                    ) -> dict[str, str]:
@@ -181,4 +188,6 @@ def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
         profiles=profiles,
         mirror={str(k): str(v) for k, v in doc.get("mirror", {}).items()},
         dataset=_build(Dataset, doc["dataset"], f"{where} [dataset]"),
+        sandbox=_build(Limits, {**asdict(DEFAULT_LIMITS), **doc.get("sandbox", {})},
+                       f"{where} [sandbox]"),
     )

@@ -187,12 +187,15 @@ def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
     work = Path(tempfile.mkdtemp(prefix="flowers-grader-work-"))
     record = request.out_dir / EXECUTED_NAME
     try:
+        readable = tuple(sorted({Path(p).resolve() for p in runtime["mirror"].values()}
+                                | {request.data_dir.resolve()}))
         plan = Plan(work, parameters, runtime, settings.cell_timeout,
-                    settings.notebook_timeout, record)
+                    settings.notebook_timeout, record, request.exercise.sandbox, readable)
         execution = execute(notebook, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["warnings"] += execution.warnings
+    result["isolation"] = execution.isolation
     return execution
 
 

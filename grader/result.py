@@ -50,6 +50,7 @@ def skeleton(name: str, path: Path, digest: str | None, exercise: Exercise,
                    "stretch_bonus": exercise.rubric.stretch_bonus,
                    "chance": exercise.rubric.chance},
         "samples": [],
+        "isolation": None,   # how the kernel was boxed: "bubblewrap" or "limits-only"
         "error": None,
         "warnings": [],
         "timings": {},

@@ -64,6 +64,7 @@ def make_notebook(tmp_path: Path) -> Callable[..., Path]:
 def _synth(folder: Path, images: int, seed: int) -> Path:
     process = run_grade("data", "synth", "--out", folder, "--images", images, "--seed", seed)
     assert process.returncode == 0, process.stderr
+    folder.chmod(0o755)  # pytest makes it 0700; the sandboxed kernel's user must read it
     return folder
 
 
