@@ -31,7 +31,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from concurrent import futures as cf
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -439,11 +439,3 @@ def run(batch: Batch, report: Callable[[dict[str, Any], Summary], None] = lambda
 def default_workers() -> int:
     """Half the cores: each worker's TensorFlow uses two threads well on its own."""
     return max(1, (os.cpu_count() or 2) // 2)
-
-
-def with_timeouts(exercise: Exercise, cell: int | None, notebook: int | None) -> Exercise:
-    """The exercise with its time limits overridden from the command line."""
-    execution = exercise.execution
-    return replace(exercise, execution=replace(
-        execution, cell_timeout=cell or execution.cell_timeout,
-        notebook_timeout=notebook or execution.notebook_timeout))

@@ -30,9 +30,19 @@ def _quiet_tensorflow() -> None:
     logging.getLogger("traitlets").setLevel(logging.ERROR)
 
 
-def _load(exercise: str, profile: str):
+def _load(exercise: str, profile: str, cell_timeout: int | None = None,
+          notebook_timeout: int | None = None, require_sandbox: bool = False):
+    """The exercise and profile, with the command line's time limits and sandbox policy."""
+    from dataclasses import replace
+
     from grader.exercise import load_exercise
     loaded = load_exercise(exercise)
+    execution = loaded.execution
+    loaded = replace(loaded, execution=replace(
+        execution, cell_timeout=cell_timeout or execution.cell_timeout,
+        notebook_timeout=notebook_timeout or execution.notebook_timeout))
+    if require_sandbox:
+        loaded = replace(loaded, sandbox=replace(loaded.sandbox, require=True))
     return loaded, loaded.profile(profile)
 
 
@@ -74,10 +84,11 @@ def _mirror(pairs: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _grade(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
-           test_data: Path | None, precision: str, mirror: tuple[str, ...] = ()) -> int:
+           test_data: Path | None, precision: str, mirror: tuple[str, ...] = (),
+           **execution: Any) -> int:
     from grader.pipeline import Request, grade
 
-    loaded, chosen = _load(exercise, profile)
+    loaded, chosen = _load(exercise, profile, **execution)
     request = Request(notebook, data, out, loaded, chosen, test_data, precision,
                       mirror=_mirror(mirror))
     click.echo(f"grading {notebook} (profile {chosen.name}) ...", err=True)
@@ -97,8 +108,22 @@ _mirror_option = click.option(
     help="Serve the notebook's reads under a gs:// PREFIX from local DIR (repeatable).")
 
 
+def _execution_options(command):
+    """Time limits and the sandbox policy: every command that runs a student's kernel."""
+    for option in reversed([
+        click.option("--cell-timeout", type=click.IntRange(min=1), metavar="SECONDS",
+                     help="Per-cell time limit in the kernel [default: exercise file]."),
+        click.option("--notebook-timeout", type=click.IntRange(min=1), metavar="SECONDS",
+                     help="Whole-notebook time limit [default: exercise file]."),
+        click.option("--require-sandbox", is_flag=True,
+                     help="Fail instead of grading when bubblewrap cannot box the kernel.")]):
+        command = option(command)
+    return command
+
+
 def _grading_options(command):
     """The options `notebook` and `reference` share, in the order --help lists them."""
+    command = _execution_options(command)
     for option in reversed([
         click.option("--data", required=True, type=EXISTING_DIR,
                      help="Folder of flower shards."),
@@ -116,27 +141,21 @@ def _grading_options(command):
 @click.argument("notebook", type=click.Path(path_type=Path))
 @_grading_options
 def notebook(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
-             test_data: Path | None, precision: str, mirror: tuple[str, ...]) -> None:
+             test_data: Path | None, precision: str, mirror: tuple[str, ...],
+             **execution: Any) -> None:
     """Grade one submitted NOTEBOOK."""
-    sys.exit(_grade(notebook, data, out, exercise, profile, test_data, precision, mirror))
+    sys.exit(_grade(notebook, data, out, exercise, profile, test_data, precision, mirror,
+                    **execution))
 
 
 @cli.command()
 @_grading_options
 def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Path | None,
-              precision: str, mirror: tuple[str, ...]) -> None:
+              precision: str, mirror: tuple[str, ...], **execution: Any) -> None:
     """Grade the exercise's reference solution (CI: it must pass)."""
     loaded, _ = _load(exercise, profile)
     sys.exit(_grade(loaded.reference, data, out, exercise, profile, test_data, precision,
-                    mirror))
-
-
-_timeout_options = [
-    click.option("--cell-timeout", type=click.IntRange(min=1), metavar="SECONDS",
-                 help="Per-cell time limit in the student's kernel (default: exercise file)."),
-    click.option("--notebook-timeout", type=click.IntRange(min=1), metavar="SECONDS",
-                 help="Whole-notebook time limit (default: exercise file)."),
-]
+                    mirror, **execution))
 
 
 @cli.command()
@@ -155,19 +174,16 @@ _timeout_options = [
 @_mirror_option
 @click.option("--cache", type=DIR, help="Decoded data and task answers [default: OUT/.cache]. "
               "On a cluster, a folder every worker sees at the same path.")
-@_timeout_options[0]
-@_timeout_options[1]
+@_execution_options
 def batch(submissions: Path, data: Path, out: Path, workers: int | None, scheduler: str | None,
           exercise: str, profile: str, test_data: Path | None, precision: str,
-          mirror: tuple[str, ...], cache: Path | None, cell_timeout: int | None,
-          notebook_timeout: int | None) -> None:
+          mirror: tuple[str, ...], cache: Path | None, **execution: Any) -> None:
     """Grade a class: SUBMISSIONS is a folder of notebooks, a folder of per-student folders,
     or an LMS export .zip. Rerunning the same command resumes where it stopped."""
     from grader import batch as batches
     from grader.progress import Progress
 
-    loaded, chosen = _load(exercise, profile)
-    loaded = batches.with_timeouts(loaded, cell_timeout, notebook_timeout)
+    loaded, chosen = _load(exercise, profile, **execution)
     job = batches.Batch(submissions, data, out, loaded, chosen, test_data, precision,
                         _mirror(mirror), workers or batches.default_workers(), scheduler, cache)
     where = f"Dask at {scheduler}" if scheduler else f"{job.workers} local worker(s)"

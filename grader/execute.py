@@ -140,7 +140,7 @@ def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
         command = sandbox.wrap(command, work_dir, runtime, list(plan.readable),
                                kernel_env(work_dir), limits, level)
     if level == sandbox.ISOLATED and sandbox.drops_root(list(plan.readable)):
-        os.chown(runtime, sandbox.NOBODY, sandbox.NOBODY)  # the kernel drops to nobody
+        os.chown(runtime, sandbox.kernel_uid(), sandbox.kernel_uid())  # the kernel's user
     spec = spec_dir / "kernels" / "flowers-grader"
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(json.dumps(

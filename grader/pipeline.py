@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import datacache, hints, result as results, rules, static
+from grader import datacache, hints, result as results, rules, sandbox, static
 from grader.errors import GradingError
 from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
@@ -184,6 +184,7 @@ def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
     runtime = {"mirror": request.exercise.mirror_for(request.data_dir, request.mirror),
                "allowed_magics": list(settings.allowed_magics),
                "unmapped_message": _unmapped_message(request.exercise)}
+    result["isolation"] = sandbox.isolation(request.exercise.sandbox)  # raises if required
     work = Path(tempfile.mkdtemp(prefix="flowers-grader-work-"))
     record = request.out_dir / EXECUTED_NAME
     try:
@@ -195,7 +196,6 @@ def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["warnings"] += execution.warnings
-    result["isolation"] = execution.isolation
     return execution
 
 

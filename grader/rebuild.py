@@ -100,6 +100,7 @@ def parse_config(text: str) -> dict[str, Any]:
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigRejected("config_size", f"The model's configuration is {len(text):,} bytes; "
                              f"the limit is {MAX_CONFIG_BYTES:,}. Build a smaller model.")
+    _bracket_depth(text)
     try:
         config = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -109,6 +110,23 @@ def parse_config(text: str) -> dict[str, Any]:
         raise GradingError("extract", "The model configuration is not a JSON object.")
     _depth(config, 0)
     return config
+
+
+STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _bracket_depth(text: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH before the JSON parser recurses into it
+    (10,000 nested layers would exhaust its recursion instead of being rejected)."""
+    depth = 0
+    for char in STRINGS.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigRejected("config_depth", f"The model's configuration nests deeper "
+                                     f"than {MAX_DEPTH} levels. Build a flatter model.")
+        elif char in "]}":
+            depth -= 1
 
 
 def _depth(node: Any, depth: int) -> None:

@@ -13,8 +13,8 @@ Under bubblewrap (``bwrap``) the kernel has:
 - nothing else of the host: not other submissions, the output folders, the exercise file,
   ``--test-data`` or any home directory; and only the environment variables the grader sets.
 
-When the grader runs as root the kernel also drops to the ``nobody`` user inside the box, so
-the process limit counts its processes alone.
+When the grader runs as root the kernel also drops to a user id of its own inside the box
+(:func:`kernel_uid`), so the process limit counts its processes alone.
 
 Limits (``[sandbox]`` in the exercise file) are set with setrlimit on the box's first process
 and inherited by everything in it: address space, processes (RLIMIT_NPROC, so a fork bomb
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from grader.errors import GradingError
 
-NOBODY = 65534
+KERNEL_UIDS = 200_000   # kernels run as 200000 + (grading process id % 100000): one user each
 ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "passwd", "group", "hosts",
              "fonts", "ssl/certs", "matplotlibrc")
 
@@ -150,13 +150,21 @@ def wrap(command: list[str], work_dir: Path, runtime_dir: Path, readable: list[P
     for key, value in env.items():
         args += ["--setenv", key, value]
     args.append("--")
-    if drops_root(readable):  # nobody, no groups, inside the box
-        args += ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+    if drops_root(readable):  # an unprivileged user of its own, no groups, inside the box
+        uid = kernel_uid()
+        args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
     return args + command
 
 
+def kernel_uid() -> int:
+    """The kernel's own user id. RLIMIT_NPROC counts a user's processes machine-wide, so each
+    kernel needs a user of its own: otherwise one student's fork bomb would use up the process
+    limit of every kernel graded beside it."""
+    return KERNEL_UIDS + os.getpid() % 100_000
+
+
 def drops_root(readable: list[Path]) -> bool:
-    """Whether the boxed kernel runs as nobody: when the grader is root and nobody can read
+    """Whether the boxed kernel drops root: when the grader is root and any user can read
     the shards (``chmod -R o+rX`` them otherwise). As root in the box the kernel still sees
     only the box, but the kernel ignores RLIMIT_NPROC for root, so a fork bomb then runs until
     the cell's time limit."""

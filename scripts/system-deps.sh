@@ -3,7 +3,10 @@
 # Debian-like machine; otherwise we only say what is missing (the features that need them say so too).
 set -euo pipefail
 
-packages=(chromium)   # headless browser for the report tests (Playwright drives it)
+packages=(
+    chromium     # headless browser for the report tests (Playwright drives it)
+    bubblewrap   # the sandbox of the student's kernel (grader/sandbox.py)
+)
 
 missing=()
 for package in "${packages[@]}"; do
