@@ -45,6 +45,11 @@ ATTACKS = {
     "blocking_c_call": ("import ctypes, signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                         "ctypes.CDLL(None).sleep(3600)", "error", "did not finish in time"),
     "os_exit": ("import os\nos._exit(1)", "error", "kernel died"),
+    "segfault": ("import ctypes\nctypes.string_at(0)", "error", "kernel died"),
+    "fill_work_dir": ("block = b'x' * (1 << 26)\nfor n in range(40):\n"
+                      "    with open(f'fill{n}', 'wb') as f:\n"
+                      "        for _ in range(15):\n            f.write(block)",
+                      "error", "No space left on device"),
     "sigkill_self": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "error",
                      "kernel died"),
     "print_1gb": ("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n"
@@ -198,3 +203,25 @@ def test_the_corpus_through_grade_batch(corpus, small_data: Path, tmp_path: Path
         result = json.loads((out / name / "result.json").read_text())
         assert result["status"] == ATTACKS[name][1], (name, result["error"])
     assert _no_leftovers() == []
+
+
+def test_a_500_mb_notebook_is_refused_without_reading_it(tmp_path: Path,
+                                                         small_data: Path) -> None:
+    huge = tmp_path / "huge.ipynb"
+    with open(huge, "wb") as handle:   # sparse: 500 MB on paper, nothing on disk
+        handle.truncate(500_000_000)
+    out = tmp_path / "out"
+    process = run_grade("notebook", huge, "--data", small_data, "--out", out)
+    result = json.loads((out / "result.json").read_text())
+    assert process.returncode == 1 and "Traceback" not in process.stderr
+    assert result["status"] == "error" and result["error"]["stage"] == "validate"
+    assert "500 MB" in result["error"]["message"] and "50 MB" in result["error"]["message"]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("../../etc/passwd", "etc_passwd"), ("..", "student"), (".hidden", "hidden"),
+    ("a/b\\c", "a_b_c"), ("<script>", "script"), ("x" * 300, "x" * 64)])
+def test_student_ids_cannot_leave_the_output_folder(raw: str, expected: str) -> None:
+    from grader.submissions import safe_id
+
+    assert safe_id(raw) == expected
