@@ -52,6 +52,9 @@ ATTACKS = {
                       "error", "No space left on device"),
     "sigkill_self": ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "error",
                      "kernel died"),
+    "read_environment": ("import os\nassert 'FLOWERS_TEST_SECRET' not in os.environ, 'leaked'\n"
+                         "assert not os.path.exists('/root/.pyenv/shims'), 'home visible'\n"
+                         "print(sorted(os.environ))", "graded", None),
     "print_1gb": ("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n"
                   "    sys.stdout.write(chunk)", "graded", None),
     "tamper_extraction": ("import sys\nsys.modules['IPython.display'].display = "
@@ -158,12 +161,14 @@ def _write(folder: Path, name: str, cell: str) -> Path:
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_attack_ends_in_a_plain_result_and_changes_nothing(attack: str, corpus,
-                                                          small_data: Path) -> None:
+                                                          small_data: Path,
+                                                          monkeypatch) -> None:
     root, folder, outputs, sibling, listener = corpus
     out = outputs / attack
     _, status, phrase = ATTACKS[attack]
     notebook = folder / f"{attack}.ipynb"
     before = _tree(root, out), _tree(small_data, out)
+    monkeypatch.setenv("FLOWERS_TEST_SECRET", "the grader's shell only")
     process = run_grade("notebook", notebook, "--data", small_data, "--out", out,
                         "--profile", "smoke", "--cell-timeout", CELL_TIMEOUT,
                         "--require-sandbox")
