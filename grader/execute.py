@@ -215,8 +215,6 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
     with tempfile.TemporaryDirectory(prefix="flowers-grader-spec-") as private, \
             open(Path(private) / "kernel.log", "w+b") as kernel_log:
         km = launch_kernel(plan.work_dir, Path(private), plan)
-        warnings += sandbox.warning(km.grader_isolation, list(plan.readable)) \
-            if plan.limits else []
         client = _client_class()(prepared, km=km, timeout_func=timeout_for,
                                  allow_errors=False, startup_timeout=120,
                                  on_cell_start=on_cell_start,

@@ -186,10 +186,11 @@ def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
                "unmapped_message": _unmapped_message(request.exercise)}
     result["isolation"] = sandbox.isolation(request.exercise.sandbox)  # raises if required
     work = Path(tempfile.mkdtemp(prefix="flowers-grader-work-"))
+    readable = tuple(sorted({Path(p).resolve() for p in runtime["mirror"].values()}
+                            | {request.data_dir.resolve()}))
+    result["warnings"] += sandbox.warning(result["isolation"], list(readable))
     record = request.out_dir / EXECUTED_NAME
     try:
-        readable = tuple(sorted({Path(p).resolve() for p in runtime["mirror"].values()}
-                                | {request.data_dir.resolve()}))
         plan = Plan(work, parameters, runtime, settings.cell_timeout,
                     settings.notebook_timeout, record, request.exercise.sandbox, readable)
         execution = execute(notebook, plan)

@@ -60,8 +60,12 @@ ISOLATED, LIMITS_ONLY = "bubblewrap", "limits-only"
 
 @functools.lru_cache(maxsize=1)
 def bwrap_works() -> str | None:
-    """The bwrap path if a trivial box starts here, else None (missing, or namespaces refused)."""
-    path = shutil.which("bwrap")
+    """The bwrap path if a trivial box starts here, else None (missing, or namespaces refused).
+
+    FLOWERS_GRADER_BWRAP names another bwrap binary, or ``none`` to grade without it.
+    """
+    chosen = os.environ.get("FLOWERS_GRADER_BWRAP", "bwrap")
+    path = None if chosen == "none" else shutil.which(chosen)
     if path is None:
         return None
     probe = [path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"]

@@ -230,3 +230,23 @@ def test_student_ids_cannot_leave_the_output_folder(raw: str, expected: str) -> 
     from grader.submissions import safe_id
 
     assert safe_id(raw) == expected
+
+
+def test_without_bubblewrap_the_limits_hold_and_the_result_says_so(
+        corpus, small_data: Path, tmp_path: Path, monkeypatch) -> None:
+    _, folder, _, _, _ = corpus
+    monkeypatch.setenv("FLOWERS_GRADER_BWRAP", "none")   # as on a machine without bwrap
+    out = tmp_path / "unboxed"
+    run_grade("notebook", folder / "allocate_20gb.ipynb", "--data", small_data, "--out", out,
+              "--profile", "smoke")
+    result = json.loads((out / "result.json").read_text())
+    assert result["isolation"] == "limits-only"
+    assert result["status"] == "error" and "MemoryError" in result["error"]["message"]
+    assert any("WITHOUT the bubblewrap sandbox" in w for w in result["warnings"])
+    required = tmp_path / "required"
+    process = run_grade("notebook", folder / "read_shadow.ipynb", "--data", small_data,
+                        "--out", required, "--require-sandbox")
+    result = json.loads((required / "result.json").read_text())
+    assert process.returncode == 1 and "Traceback" not in process.stderr
+    assert result["status"] == "error" and result["error"]["stage"] == "sandbox"
+    assert "install the Debian package `bubblewrap`" in result["error"]["message"]
