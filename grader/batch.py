@@ -192,7 +192,7 @@ class _Run:
         existing = self.existing(submission)
         if existing is not None:
             self.summary.unchanged += 1
-            self.record(submission, existing, unchanged=True)
+            self.record(submission, existing)
             return
         key = _key(self.inspect_context, digest)
         cached = self.read_cache("inspect", key)
@@ -369,8 +369,7 @@ class _Run:
         results.write(result, folder)
         self.record(submission, result)
 
-    def record(self, submission: Submission, result: dict[str, Any],
-               unchanged: bool = False) -> None:
+    def record(self, submission: Submission, result: dict[str, Any]) -> None:
         self.done.append((submission.student, result))
         self.summary.statuses[result.get("status", "error")] += 1
         self.summary.passed += bool(result.get("passed"))

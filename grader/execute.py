@@ -33,6 +33,9 @@ MODEL_MIME = "application/vnd.flowers-grader.model+json"
 GRADER_TAG = "flowers-grader"       # tags the cells the grader adds
 TRACEBACK_LINES = 12                 # lines of a student traceback kept in the result
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# ipykernel's start-up banner: how to connect to it (a temporary path), never the cause.
+KERNEL_BANNER = re.compile(r"NOTE: When using the `ipython kernel` entry point.*?--existing \S+",
+                           re.DOTALL)
 LIBRARY_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before "
                          r"absl|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
@@ -255,7 +258,7 @@ def _tail(log_file, limit: int = 2000) -> str:
     log_file.seek(start)
     lines = log_file.read().decode("utf-8", "replace").splitlines()[1 if start else 0:]
     kept = [line for line in lines if not LIBRARY_LOG.match(line)]
-    return "\n".join(kept).strip()[-limit:]
+    return KERNEL_BANNER.sub("", "\n".join(kept)).strip()[-limit:]
 
 
 def _shutdown(km) -> None:
