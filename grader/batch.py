@@ -277,11 +277,7 @@ class _Run:
         """Decode the data once, before the first training (unless the cache has it)."""
         if self.preparing or self.data_ready:
             return
-        sources = [datacache.Source(self.job.data_dir, self.exercise.image_size,
-                                    self.exercise.validation_split)]
-        if self.job.test_data:
-            sources.append(datacache.Source(self.job.test_data, self.exercise.image_size, None))
-        if all(datacache.cached(source, self.cache) for source in sources):
+        if all(datacache.cached(source, self.cache) for source in self.job.sources()):
             self.on_prepare("data", {"decoded": 0})
             return
         self.preparing = True

@@ -61,7 +61,6 @@ class Execution:
     payload: dict[str, Any]                 # the extraction cell's output (untrusted)
     seconds: float
     warnings: list[str] = field(default_factory=list)
-    isolation: str = "none"
 
 
 def _grader_cell(text: str, role: str) -> NotebookNode:
@@ -152,9 +151,7 @@ def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
     options = {"connection_file": str(runtime / "kernel.json")}
     if level == sandbox.ISOLATED:
         options.update(transport="ipc", ip=str(runtime / "ipc"))
-    km = _manager_class()(kernel_name="flowers-grader", kernel_spec_manager=specs, **options)
-    km.grader_isolation = level
-    return km
+    return _manager_class()(kernel_name="flowers-grader", kernel_spec_manager=specs, **options)
 
 
 def _manager_class():
@@ -235,8 +232,7 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
             _shutdown(km)
             _record(prepared, plan.record)
     seconds = time.monotonic() - started
-    return Execution(prepared, numbers, _payload(prepared.cells[-1]), seconds, warnings,
-                     km.grader_isolation)
+    return Execution(prepared, numbers, _payload(prepared.cells[-1]), seconds, warnings)
 
 
 def _record(notebook: NotebookNode, path: Path | None) -> None:

@@ -244,6 +244,14 @@ class TrainingJob:
     precision: str
     cache: Path | None = None    # decoded-data cache (grade batch); None decodes in memory
 
+    def sources(self) -> list[datacache.Source]:
+        """The decoded data training reads: the shards (split), then the test data (whole)."""
+        size = self.exercise.image_size
+        found = [datacache.Source(self.data_dir, size, self.exercise.validation_split)]
+        if self.test_data:
+            found.append(datacache.Source(self.test_data, size, None))
+        return found
+
 
 def trusted_training(config: dict[str, Any], job: TrainingJob) -> dict[str, Any]:
     """Train the checked architecture on the grader's data: the training details, the accuracy
@@ -251,15 +259,10 @@ def trusted_training(config: dict[str, Any], job: TrainingJob) -> dict[str, Any]
     from grader.train import train
 
     exercise, profile = job.exercise, job.profile
-    splits = datacache.load(datacache.Source(job.data_dir, exercise.image_size,
-                                             exercise.validation_split), job.cache)
+    splits, *test = [datacache.load(source, job.cache) for source in job.sources()]
     train_split = datacache.capped(splits.splits["train"], profile.max_train_images)
     val_split = datacache.capped(splits.splits["val"], profile.max_val_images)
-    test_split = None
-    if job.test_data:
-        test = datacache.load(datacache.Source(job.test_data, exercise.image_size, None),
-                              job.cache)
-        test_split = test.splits["all"]
+    test_split = test[0].splits["all"] if test else None
     training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
                      job.precision)
     details = training.as_dict()

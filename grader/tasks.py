@@ -129,11 +129,7 @@ def _prepare(job) -> dict[str, Any]:
     from grader import datacache
 
     started = time.perf_counter()
-    sources = [datacache.Source(job.data_dir, job.exercise.image_size,
-                                job.exercise.validation_split)]
-    if job.test_data:
-        sources.append(datacache.Source(job.test_data, job.exercise.image_size, None))
-    decoded = [datacache.load(source, job.cache).decoded for source in sources]
+    decoded = [datacache.load(source, job.cache).decoded for source in job.sources()]
     return {"decoded": sum(decoded), "seconds": round(time.perf_counter() - started, 2)}
 
 

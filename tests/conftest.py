@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,3 +79,31 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def quick_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The acceptance data: `grade data synth --seed 1`, default size, for the quick profile."""
     return _synth(tmp_path_factory.mktemp("quick-data"), 1280, 1)
+
+
+def _running_grader_processes() -> list[str]:
+    """Kernels, sandboxes and task processes still running, and any process of a kernel's
+    user (uids from 200000, grader/sandbox.py); zombies excluded."""
+    alive = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            status = (proc / "status").read_text()
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "State:\tZ" in status:
+            continue
+        uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")),
+                   "")
+        if uid.isdigit() and int(uid) >= 200_000 or any(k in command for k in
+                                 ("ipykernel_launcher", "bwrap", "grader.tasks")):
+            alive.append(f"{proc.name} uid={uid}: {command[:100]}")
+    return alive
+
+
+def leftover_processes(seconds: float = 30) -> list[str]:
+    """What is still running after waiting up to ``seconds`` for it to end."""
+    deadline = time.monotonic() + seconds
+    while _running_grader_processes() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return _running_grader_processes()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import NOTEBOOKS, REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK, run_grade
+from conftest import (NOTEBOOKS, REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK,
+                      leftover_processes, run_grade)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.training]
 
@@ -94,26 +94,6 @@ def comparable(out: Path) -> dict[str, object]:
     return found
 
 
-def grader_processes() -> list[str]:
-    """Task processes and kernels still alive (this test's only: nothing else runs them)."""
-    alive = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "grader.tasks" in command or "ipykernel_launcher" in command:
-            alive.append(f"{proc.name}: {command[:120]}")
-    return alive
-
-
-def wait_for_no_processes(seconds: float = 30) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while grader_processes() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return grader_processes()
-
-
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("class")
@@ -165,7 +145,7 @@ def test_every_submission_ends_with_a_result_and_duplicates_train_once(
     assert "14 submission(s)" in process.stdout
     dashboard = (out / "index.html").read_text()
     assert "Similar submissions" in dashboard and "hal" in dashboard
-    assert wait_for_no_processes() == []
+    assert leftover_processes() == []
 
 
 def test_a_rerun_of_an_unchanged_batch_grades_nothing_again(
@@ -217,7 +197,7 @@ def test_killed_with_sigkill_and_rerun_equals_an_uninterrupted_batch(
         process.wait()
     written = len(list(out.glob("*/result.json")))
     assert 4 <= written < len(expected)
-    assert wait_for_no_processes() == [], "the killed batch left processes behind"
+    assert leftover_processes() == [], "the killed batch left processes behind"
     rerun = run_grade(*batch_args(folder, small_data, out, "--workers", "2"))
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     record = json.loads((out / "batch.json").read_text())

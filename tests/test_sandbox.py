@@ -9,13 +9,12 @@ import hashlib
 import json
 import socket
 import threading
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from conftest import run_grade
+from conftest import leftover_processes, run_grade
 
 pytestmark = pytest.mark.kernel
 
@@ -74,32 +73,6 @@ def _tree(folder: Path, skip: Path) -> dict[str, str]:
         if path.is_file() and skip not in path.parents:
             found[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
-
-
-def _leftovers() -> list[str]:
-    """Kernels, boxes and task processes still running, and any process of a kernel's user."""
-    alive = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            status = (proc / "status").read_text()
-            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "State:\tZ" in status:
-            continue
-        uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")),
-                   "")
-        if uid.isdigit() and int(uid) >= 200_000 or any(k in command for k in
-                                 ("ipykernel_launcher", "bwrap", "grader.tasks")):
-            alive.append(f"{proc.name} uid={uid}: {command[:100]}")
-    return alive
-
-
-def _no_leftovers(seconds: float = 30) -> list[str]:
-    deadline = time.monotonic() + seconds
-    while _leftovers() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return _leftovers()
 
 
 class Listener:
@@ -182,7 +155,7 @@ def test_attack_ends_in_a_plain_result_and_changes_nothing(attack: str, corpus,
         assert result["error"]["stage"] in ("execute", "extract"), result["error"]
     assert (_tree(root, out), _tree(small_data, out)) == before
     assert not listener.connected
-    assert _no_leftovers() == []
+    assert leftover_processes() == []
 
 
 def test_a_flood_is_cut_with_a_marker(corpus) -> None:
@@ -207,7 +180,7 @@ def test_the_corpus_through_grade_batch(corpus, small_data: Path, tmp_path: Path
     for name in notebooks:
         result = json.loads((out / name / "result.json").read_text())
         assert result["status"] == ATTACKS[name][1], (name, result["error"])
-    assert _no_leftovers() == []
+    assert leftover_processes() == []
 
 
 def test_a_500_mb_notebook_is_refused_without_reading_it(tmp_path: Path,
