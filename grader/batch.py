@@ -64,6 +64,7 @@ class Batch:
     workers: int = 1
     scheduler: str | None = None
     cache: Path | None = None       # default OUT/.cache
+    deterministic: bool | None = None  # op determinism in trusted training; None: on for CPUs
 
     @property
     def cache_dir(self) -> Path:
@@ -163,10 +164,12 @@ class _Run:
                                     sorted((k, str(v)) for k, v in batch.mirror.items()))
         self.train_context = _key(__version__, self.exercise.classes, self.exercise.image_size,
                                   self.exercise.validation_split, asdict(batch.profile), data_fp,
-                                  test_fp, batch.precision)
+                                  test_fp, batch.precision,
+                                  batch.deterministic)
         self.job = pipeline.TrainingJob(batch.data_dir.resolve(),
                                         batch.test_data.resolve() if batch.test_data else None,
-                                        self.exercise, batch.profile, batch.precision, self.cache)
+                                        self.exercise, batch.profile, batch.precision, self.cache,
+                                        batch.deterministic)
         self.pending: dict[Any, tuple[str, str]] = {}          # future → (kind, key)
         self.inspections: dict[str, list[Submission]] = defaultdict(list)
         self.trainings: dict[str, list[tuple[Submission, dict[str, Any]]]] = defaultdict(list)

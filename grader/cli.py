@@ -85,12 +85,13 @@ def _mirror(pairs: tuple[str, ...]) -> dict[str, Path]:
 
 def _grade(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
            test_data: Path | None, precision: str, mirror: tuple[str, ...] = (),
+           deterministic: bool | None = None, cache: Path | None = None,
            **execution: Any) -> int:
     from grader.pipeline import Request, grade
 
     loaded, chosen = _load(exercise, profile, **execution)
     request = Request(notebook, data, out, loaded, chosen, test_data, precision,
-                      mirror=_mirror(mirror))
+                      mirror=_mirror(mirror), deterministic=deterministic, cache=cache)
     click.echo(f"grading {notebook} (profile {chosen.name}) ...", err=True)
     return _summary(grade(request), out)
 
@@ -103,6 +104,10 @@ _precision_option = click.option(
     "--precision", default="auto", show_default=True,
     type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
     help="Trusted training precision; auto picks bf16 where the hardware has it.")
+_deterministic_option = click.option(
+    "--deterministic/--no-deterministic", default=None,
+    help="Seed everything and turn on TensorFlow's op determinism, so the same submission gets "
+         "the same score every time [default: on for CPUs, off on GPUs and TPUs].")
 _mirror_option = click.option(
     "--mirror", multiple=True, metavar="PREFIX=DIR",
     help="Serve the notebook's reads under a gs:// PREFIX from local DIR (repeatable).")
@@ -132,7 +137,10 @@ def _grading_options(command):
         _exercise_option, _profile_option,
         click.option("--test-data", type=EXISTING_DIR,
                      help="Private test shards for the verdict."),
-        _precision_option, _mirror_option]):
+        _precision_option, _deterministic_option, _mirror_option,
+        click.option("--cache", type=DIR, help="Keep the decoded data in this folder and "
+                     "reuse it next time [default: decode in memory]."),
+        ]):
         command = option(command)
     return command
 
@@ -171,13 +179,15 @@ def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Pat
 @_profile_option
 @click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
 @_precision_option
+@_deterministic_option
 @_mirror_option
 @click.option("--cache", type=DIR, help="Decoded data and task answers [default: OUT/.cache]. "
               "On a cluster, a folder every worker sees at the same path.")
 @_execution_options
 def batch(submissions: Path, data: Path, out: Path, workers: int | None, scheduler: str | None,
           exercise: str, profile: str, test_data: Path | None, precision: str,
-          mirror: tuple[str, ...], cache: Path | None, **execution: Any) -> None:
+          deterministic: bool | None, mirror: tuple[str, ...], cache: Path | None,
+          **execution: Any) -> None:
     """Grade a class: SUBMISSIONS is a folder of notebooks, a folder of per-student folders,
     or an LMS export .zip. Rerunning the same command resumes where it stopped."""
     from grader import batch as batches
@@ -185,7 +195,8 @@ def batch(submissions: Path, data: Path, out: Path, workers: int | None, schedul
 
     loaded, chosen = _load(exercise, profile, **execution)
     job = batches.Batch(submissions, data, out, loaded, chosen, test_data, precision,
-                        _mirror(mirror), workers or batches.default_workers(), scheduler, cache)
+                        _mirror(mirror), workers or batches.default_workers(), scheduler, cache,
+                        deterministic)
     where = f"Dask at {scheduler}" if scheduler else f"{job.workers} local worker(s)"
     click.echo(f"grading {submissions} on {where} (profile {chosen.name}) ...", err=True)
     with Progress() as progress:

@@ -41,6 +41,8 @@ class Request:
     precision: str = "auto"         # Keras dtype policy for trusted training, or auto
     student: str | None = None      # the student id; defaults to the notebook's file stem
     mirror: dict[str, Path] = field(default_factory=dict)  # extra gs:// prefix → local folder
+    deterministic: bool | None = None  # op determinism in trusted training; None: on for CPUs
+    cache: Path | None = None       # decoded-data cache folder; None decodes in memory
 
 
 class _Clock:
@@ -74,7 +76,8 @@ def grade(request: Request) -> dict[str, Any]:
         if inspection.config is not None:
             mark = time.perf_counter()
             job = TrainingJob(request.data_dir, request.test_data, request.exercise,
-                              request.profile, request.precision)
+                              request.profile, request.precision, request.cache,
+                              request.deterministic)
             trained = trusted_training(inspection.config, job)
             clock.lap("train", mark)
             finish(result, inspection.info, trained, request.exercise)
@@ -243,6 +246,7 @@ class TrainingJob:
     profile: Profile
     precision: str
     cache: Path | None = None    # decoded-data cache (grade batch); None decodes in memory
+    deterministic: bool | None = None  # None: on for CPUs (train.train)
 
     def sources(self) -> list[datacache.Source]:
         """The decoded data training reads: the shards (split), then the test data (whole)."""
@@ -264,7 +268,7 @@ def trusted_training(config: dict[str, Any], job: TrainingJob) -> dict[str, Any]
     val_split = datacache.capped(splits.splits["val"], profile.max_val_images)
     test_split = test[0].splits["all"] if test else None
     training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
-                     job.precision)
+                     job.precision, job.deterministic)
     details = training.as_dict()
     details["val_accuracy"] = training.validation.accuracy
     details["test_accuracy"] = training.test.accuracy if training.test else None

@@ -17,7 +17,8 @@ from grader.exercise import Profile
 from grader.lazy import keras as keras_module, tensorflow
 
 log = logging.getLogger(__name__)
-BN_BATCHES = 16  # training batches that re-estimate BatchNormalization statistics
+BN_BATCHES = 16  # training batches that re-estimate BatchNormalization statistics at the end
+BN_EPOCH_BATCHES = 4  # ... and after the other epochs, for the validation curve only
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Training:
     val_images: int
     seconds: float                      # wall time of fit, evaluation included
     images_per_second: float            # training images per second of fit
+    validation_seconds: float = 0.0     # of ``seconds``: per-epoch BN statistics and validation
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -124,25 +126,8 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     architecture gets the same accuracy in every run and process: a resumed batch then equals
     an uninterrupted one.
     """
-    keras = keras_module()
-
-    from grader import device as devices
-    from grader.rebuild import build, scope_safe
-
-    keras.utils.set_random_seed(profile.seed)
-    device, strategy = devices.detect(precision)
-    if deterministic is None:
-        deterministic = device.kind == "cpu"
-    if deterministic:  # with grader.lazy's single inter-op thread
-        tensorflow().config.experimental.enable_op_determinism()
     steps = max(1, len(train_split.labels) // profile.batch_size)
-    config = scope_safe(config)  # '<b>my model' is a Keras name but no TensorFlow scope
-    with strategy.scope():
-        model = build(config, device.precision)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate(profile, steps)),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
-            metrics=["accuracy"])
+    model, device, deterministic = compiled(config, profile, steps, precision, deterministic)
     started = time.perf_counter()
     calibration = make_dataset(train_split, classes, profile, False).take(BN_BATCHES)
     validate = _Validate(calibration, make_dataset(val_split, classes, profile, False))
@@ -157,7 +142,33 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
                     device.precision, profile.seed, deterministic, profile.epochs,
                     len(train_split.labels), len(val_split.labels),
                     round(time.perf_counter() - started, 2),
-                    round(steps * profile.batch_size * profile.epochs / fit_seconds, 1))
+                    round(steps * profile.batch_size * profile.epochs / fit_seconds, 1),
+                    round(validate.seconds, 2))
+
+
+def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
+             precision: str = "auto", deterministic: bool | None = None):
+    """Seed everything, pick the device and precision, and build and compile the architecture
+    from fresh weights: (model, Device, deterministic). The benchmarks time this same model."""
+    keras = keras_module()
+
+    from grader import device as devices
+    from grader.rebuild import build, scope_safe
+
+    keras.utils.set_random_seed(profile.seed)  # Python, NumPy and TensorFlow
+    device, strategy = devices.detect(precision)
+    if deterministic is None:
+        deterministic = device.kind == "cpu"
+    if deterministic:  # with grader.lazy's single inter-op thread
+        tensorflow().config.experimental.enable_op_determinism()
+    config = scope_safe(config)  # '<b>my model' is a Keras name but no TensorFlow scope
+    with strategy.scope():
+        model = build(config, device.precision)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate(profile, steps_per_epoch)),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
+            metrics=["accuracy"])
+    return model, device, deterministic
 
 
 def recalibrate_batch_norm(model, batches) -> None:
@@ -199,10 +210,13 @@ def _Validate(calibration, validation):
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             started = time.perf_counter()
             logs = logs if logs is not None else {}
-            recalibrate_batch_norm(self.model, calibration)
+            last = epoch + 1 >= self.params.get("epochs", 0)
+            # training never reads the statistics, so the final ones are what decides
+            recalibrate_batch_norm(self.model,
+                                   calibration.take(BN_BATCHES if last else BN_EPOCH_BATCHES))
             scores = self.model.evaluate(validation, verbose=0, return_dict=True)
             logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
-            Validate.seconds += time.perf_counter() - started
+            self.seconds += time.perf_counter() - started
             log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", epoch + 1,
                      self.params.get("epochs", 0), logs.get("accuracy", 0.0),
                      logs["val_accuracy"])

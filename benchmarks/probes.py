@@ -1,0 +1,148 @@
+"""Measurements that need TensorFlow, each run in a fresh process:
+``python -m benchmarks.probes SPEC.json`` prints one JSON answer on its last line.
+
+- ``gemm``: this machine's float32 and bfloat16 matrix-multiplication rate (GFLOP/s), the
+  practical limit training is compared with.
+- ``throughput``: training images/s of one architecture, after a warm-up, either the grader's
+  trusted training step (``grader.train.compiled`` and ``make_dataset``: its precision,
+  determinism and augmentation) or a plain float32 Keras ``fit`` with the default Adam and no
+  augmentation. Also the model's forward FLOPs per image.
+- ``pipeline``: the trusted input pipeline alone (uint8 cache → augmented float batches), images/s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+GEMM_SIDE = 4096
+GEMM_SECONDS = 4.0       # per dtype, after one warm-up product
+WARMUP_STEPS = 3
+
+
+def gemm(spec: dict[str, Any]) -> dict[str, Any]:
+    from grader.lazy import tensorflow
+    tf = tensorflow()
+
+    rates = {}
+    n = int(spec.get("side", GEMM_SIDE))
+    for name in ("float32", "bfloat16"):
+        dtype = getattr(tf, name)
+        a = tf.cast(tf.random.normal((n, n)), dtype)
+        b = tf.cast(tf.random.normal((n, n)), dtype)
+        product = tf.function(tf.matmul)
+        product(a, b).numpy()
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < GEMM_SECONDS:
+            product(a, b).numpy()
+            count += 1
+        rates[name] = round(2 * n ** 3 * count / (time.perf_counter() - started) / 1e9, 1)
+    return {"gflops": rates, "side": n}
+
+
+def forward_flops(model) -> int:
+    """Multiply-adds x 2 of one image's forward pass through the convolution and dense layers
+    (the layers that hold the FLOPs; pooling, normalization and activations are not counted)."""
+    from grader.lazy import keras as keras_module
+    from grader.rebuild import walk_layers
+    keras = keras_module()
+
+    total = 0
+    for layer in walk_layers(model):
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                              keras.layers.SeparableConv2D)):
+            height, width = layer.output.shape[1:3]
+            k = int(layer.kernel_size[0] * layer.kernel_size[1])
+            inputs = int(layer.input.shape[-1])
+            if isinstance(layer, keras.layers.DepthwiseConv2D):
+                macs = k * inputs * layer.depth_multiplier
+            elif isinstance(layer, keras.layers.SeparableConv2D):
+                macs = k * inputs * layer.depth_multiplier + inputs * layer.depth_multiplier \
+                    * layer.filters
+            else:
+                macs = k * inputs * layer.filters // layer.groups
+            total += 2 * macs * height * width
+        elif isinstance(layer, keras.layers.Dense):
+            positions = 1
+            for side in layer.input.shape[1:-1]:
+                positions *= int(side)
+            total += 2 * int(layer.input.shape[-1]) * layer.units * positions
+    return total
+
+
+def _data(spec: dict[str, Any]):
+    from grader import datacache
+    from grader.exercise import load_exercise
+
+    exercise = load_exercise(spec["exercise"])
+    profile = exercise.profile(spec["profile"])
+    source = datacache.Source(Path(spec["data"]), exercise.image_size, exercise.validation_split)
+    loaded = datacache.load(source, Path(spec["cache"]) if spec.get("cache") else None)
+    return exercise, profile, loaded.splits["train"]
+
+
+def throughput(spec: dict[str, Any]) -> dict[str, Any]:
+    from grader.lazy import keras as keras_module
+    from grader.rebuild import build, scope_safe
+    from grader.train import compiled, make_dataset
+    keras = keras_module()
+
+    exercise, profile, split = _data(spec)
+    config = json.loads(Path(spec["config"]).read_text())
+    steps = int(spec["steps"])
+    classes = len(exercise.classes)
+    if spec["plain"]:  # what a notebook does: float32, default Adam, no augmentation
+        keras.utils.set_random_seed(profile.seed)
+        model = build(scope_safe(config), "float32")
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        profile = replace(profile, augment=False)
+        precision, deterministic = "float32", False
+    else:
+        model, device, deterministic = compiled(config, profile, steps, spec["precision"],
+                                                spec["deterministic"])
+        precision = device.precision
+    dataset = make_dataset(split, classes, profile, True).repeat()
+    model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    started = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - started
+    return {"images_per_second": round(steps * profile.batch_size / seconds, 1),
+            "precision": precision, "deterministic": deterministic,
+            "forward_flops": forward_flops(model), "steps": steps,
+            "batch_size": profile.batch_size}
+
+
+def pipeline(spec: dict[str, Any]) -> dict[str, Any]:
+    from grader.train import make_dataset
+
+    exercise, profile, split = _data(spec)
+    dataset = make_dataset(split, len(exercise.classes), profile, True).repeat()
+    batches = iter(dataset)
+    for _ in range(WARMUP_STEPS):
+        next(batches)
+    steps = int(spec["steps"])
+    started = time.perf_counter()
+    for _ in range(steps):
+        images, _labels = next(batches)
+    images.numpy()
+    seconds = time.perf_counter() - started
+    return {"images_per_second": round(steps * profile.batch_size / seconds, 1),
+            "augment": profile.augment}
+
+
+def main(spec_path: str) -> int:
+    from grader.cli import _quiet_tensorflow
+
+    _quiet_tensorflow()
+    spec = json.loads(Path(spec_path).read_text())
+    answer = {"gemm": gemm, "throughput": throughput, "pipeline": pipeline}[spec["kind"]](spec)
+    print(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
