@@ -90,6 +90,9 @@ def table(record: Record) -> str:
         ("    trusted in float32 / plain fit", _div(throughput, "trusted_float32",
                                                     "plain_float32_fit"), None,
          f"{ips('trusted_float32')}: augmentation and schedule, same precision"),
+        ("    trusted / its convolutions alone", throughput.get("trusted_vs_convolutions"),
+         None, f"{(throughput.get('convolutions') or {}).get('conv_only_images_per_second', '?')}"
+               f" img/s if training were only its Conv2D layers (profile below)"),
         ("    input pipeline / trusted training", throughput.get("pipeline_vs_trusted"), None,
          f"{ips('input_pipeline')} (uint8 cache, augmented)"),
         ("    not deterministic / deterministic", throughput.get("determinism_cost"), None,
@@ -117,6 +120,13 @@ def table(record: Record) -> str:
     if breakdown:
         lines.append("grading wall time, by part:")
         lines += [f"    {part:52} {seconds} s" for part, seconds in breakdown.items()]
+    convolutions = (throughput.get("convolutions") or {}).get("layers") or []
+    if convolutions:
+        lines.append(f"each Conv2D alone, forward + backward, batch "
+                     f"{throughput['trusted'].get('batch_size')}, "
+                     f"{throughput['convolutions']['precision']}:")
+        lines += [f"    {row['layer']:28} {row['ms_per_batch']:>8} ms  {row['gflops']:>6} GFLOP/s"
+                  for row in convolutions]
     lines += [f"FAILED {name}: {message}" for name, message in record.errors.items()]
     return "\n".join(lines)
 

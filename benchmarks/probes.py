@@ -8,6 +8,7 @@
   determinism and augmentation) or a plain float32 Keras ``fit`` with the default Adam and no
   augmentation. Also the model's forward FLOPs per image.
 - ``pipeline``: the trusted input pipeline alone (uint8 cache → augmented float batches), images/s.
+- ``layers``: each convolution alone, forward and backward: what limits (b).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 GEMM_SIDE = 4096
 GEMM_SECONDS = 4.0       # per dtype, after one warm-up product
@@ -134,12 +137,64 @@ def pipeline(spec: dict[str, Any]) -> dict[str, Any]:
             "augment": profile.augment}
 
 
+def layers(spec: dict[str, Any]) -> dict[str, Any]:
+    """The profile behind (b): each Conv2D of the model alone, forward and backward (weights,
+    and inputs except for the first layer) at the training batch size in the trusted precision,
+    and the images/s all of them together would allow: the ceiling the convolution kernels
+    put on training, whatever the pipeline does."""
+    from grader.lazy import keras as keras_module, tensorflow
+    from grader.rebuild import build, scope_safe, walk_layers
+    keras, tf = keras_module(), tensorflow()
+
+    exercise, profile, _split = _data(spec)
+    precision = spec["precision"]
+    dtype = tf.bfloat16 if "bfloat16" in precision else (
+        tf.float16 if "float16" in precision else tf.float32)
+    model = build(scope_safe(json.loads(Path(spec["config"]).read_text())), "float32")
+    batch, rows, total = profile.batch_size, [], 0.0
+    for index, layer in enumerate(l for l in walk_layers(model)
+                                  if type(l) is keras.layers.Conv2D and l.groups == 1):
+        shape = [batch, *[int(d) for d in layer.input.shape[1:]]]
+        x = tf.cast(tf.random.normal(shape), dtype)
+        kernel = tf.Variable(tf.cast(tf.random.normal(
+            [*layer.kernel_size, shape[-1], layer.filters]) * 0.1, dtype))
+        inputs_too = index > 0  # the first layer needs no gradient for the images
+
+        @tf.function
+        def step(x, kernel=kernel, layer=layer, inputs_too=inputs_too):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.nn.relu(tf.nn.convolution(x, kernel, strides=layer.strides,
+                                                  padding=layer.padding.upper(),
+                                                  dilations=layer.dilation_rate))
+                loss = tf.reduce_sum(tf.cast(y, tf.float32))
+            return tape.gradient(loss, [kernel, x] if inputs_too else [kernel])
+
+        step(x)
+        started, count = time.perf_counter(), 0
+        while count < 3 or time.perf_counter() - started < 1.0:
+            [g.numpy() for g in step(x)]
+            count += 1
+        seconds = (time.perf_counter() - started) / count
+        height, width = layer.output.shape[1:3]
+        flops = 2 * batch * height * width * int(np.prod(layer.kernel_size)) * shape[-1] \
+            * layer.filters * (3 if inputs_too else 2)
+        total += seconds
+        rows.append({"layer": f"{height}x{width} {shape[-1]}->{layer.filters} "
+                              f"k{layer.kernel_size[0]}",
+                     "ms_per_batch": round(seconds * 1000, 1),
+                     "gflops": round(flops / seconds / 1e9, 1)})
+    return {"precision": precision, "layers": rows,
+            "conv_only_images_per_second": round(batch / total, 1) if total else None}
+
+
 def main(spec_path: str) -> int:
     from grader.cli import _quiet_tensorflow
 
     _quiet_tensorflow()
     spec = json.loads(Path(spec_path).read_text())
-    answer = {"gemm": gemm, "throughput": throughput, "pipeline": pipeline}[spec["kind"]](spec)
+    kinds = {"gemm": gemm, "throughput": throughput, "pipeline": pipeline, "layers": layers}
+    answer = kinds[spec["kind"]](spec)
     print(json.dumps(answer))
     return 0
 

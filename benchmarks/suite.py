@@ -221,6 +221,8 @@ class Suite:
             self.say(f"  {name}: {found[name]['images_per_second']} images/s")
         found["input_pipeline"] = probe({"kind": "pipeline", **common,
                                          "steps": 4 * self.size.probe_steps})
+        found["convolutions"] = probe({"kind": "layers", **common,
+                                       "precision": found["trusted"]["precision"]})
         gemm = self.record.details.get("gemm_gflops", {})
         flops = 3 * found["trusted"]["forward_flops"]
         achieved = found["trusted"]["images_per_second"] * flops / 1e9
@@ -231,6 +233,9 @@ class Suite:
             "trusted_vs_float32_gemm": _ratio(achieved, gemm.get("float32")),
             "pipeline_vs_trusted": _ratio(found["input_pipeline"]["images_per_second"],
                                           found["trusted"]["images_per_second"]),
+            "trusted_vs_convolutions": _ratio(
+                found["trusted"]["images_per_second"],
+                found["convolutions"]["conv_only_images_per_second"]),
             "determinism_cost": _ratio(found["trusted_not_deterministic"]["images_per_second"],
                                        found["trusted"]["images_per_second"])}
         self.record.ratios["training_vs_bf16_gemm"] = _ratio(achieved, gemm.get("bfloat16"))

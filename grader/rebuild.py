@@ -222,12 +222,12 @@ def with_precision(config: dict[str, Any], policy: str) -> dict[str, Any]:
     """A copy of ``config`` whose layers compute in ``policy``; the output layer stays float32."""
     config = json.loads(json.dumps(config))
     config.pop("compile_config", None)
-    output_names = _output_layer_names(config)
+    outputs = {id(node) for node in _output_layers(config)}
     for node in _objects(config):
         inner = node.get("config")
         if node.get("module") == "keras.layers" and isinstance(inner, dict) \
                 and node.get("class_name") != "InputLayer":
-            inner["dtype"] = "float32" if inner.get("name") in output_names else policy
+            inner["dtype"] = "float32" if id(node) in outputs else policy
     return config
 
 
@@ -273,12 +273,26 @@ def architecture(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _output_layer_names(config: dict[str, Any]) -> set[str]:
-    inner = config.get("config", {})
-    if config.get("class_name") == "Sequential":
-        layers = [l for l in inner.get("layers", []) if l.get("class_name") != "InputLayer"]
-        return {layers[-1]["config"]["name"]} if layers else set()
-    return {str(entry[0]) for entry in inner.get("output_layers", []) if entry}
+def _output_layers(model: dict[str, Any], depth: int = 0) -> list[dict[str, Any]]:
+    """The layer nodes that produce the model's outputs, looking into an output that is itself a
+    model. Keras writes a functional model's ``output_layers`` as one ``[name, node, index]``
+    reference for a single output and as a list of them for several."""
+    inner = model.get("config") if isinstance(model.get("config"), dict) else {}
+    layers = [l for l in inner.get("layers") or [] if isinstance(l, dict)]
+    if model.get("class_name") == "Sequential":
+        found = [l for l in layers if l.get("class_name") != "InputLayer"][-1:]
+    else:
+        references = inner.get("output_layers") or []
+        if references and isinstance(references[0], str):
+            references = [references]
+        names = {str(r[0]) for r in references if isinstance(r, list) and r}
+        found = [l for l in layers if isinstance(l.get("config"), dict)
+                 and l["config"].get("name") in names]
+    nested = {"Sequential", "Functional", "Model"}
+    if depth > MAX_DEPTH:
+        return found
+    return [leaf for node in found for leaf in
+            (_output_layers(node, depth + 1) if node.get("class_name") in nested else [node])]
 
 
 def build(config: dict[str, Any], policy: str = "float32"):
