@@ -78,14 +78,16 @@ def forward_flops(model) -> int:
 
 
 def _data(spec: dict[str, Any]):
+    """The exercise, the profile and the training split, read through the grader's cache."""
     from grader import datacache
     from grader.exercise import load_exercise
+    from grader.pipeline import TrainingJob
 
     exercise = load_exercise(spec["exercise"])
     profile = exercise.profile(spec["profile"])
-    source = datacache.Source(Path(spec["data"]), exercise.image_size, exercise.validation_split)
-    loaded = datacache.load(source, Path(spec["cache"]) if spec.get("cache") else None)
-    return exercise, profile, loaded.splits["train"]
+    job = TrainingJob(Path(spec["data"]), None, exercise, profile, "auto",
+                      Path(spec["cache"]) if spec.get("cache") else None)
+    return exercise, profile, datacache.load(job.sources()[0], job.cache).splits["train"]
 
 
 def throughput(spec: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ interrupted run keeps what it measured).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -70,18 +71,20 @@ class Record:
 
 
 def machine() -> dict[str, Any]:
-    flags = set()
+    from grader.device import BF16_CPU_FLAGS, cpu_flags
+
+    models = [line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
+              if line.startswith("model name")]
+    return {"cpu": models[0] if models else platform.processor(),
+            "cores": len(os.sched_getaffinity(0)),
+            "bf16_flags": sorted(cpu_flags() & BF16_CPU_FLAGS), "python": platform.python_version()}
+
+
+def _cpuinfo() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        model = platform.processor()
-    return {"cpu": locals().get("model", "?"), "cores": len(os.sched_getaffinity(0)),
-            "bf16_flags": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
-            "python": platform.python_version()}
+        return ""
 
 
 class Suite:
@@ -200,7 +203,6 @@ class Suite:
         self.record.details["batch"] = {"students": len(variants), "seconds": round(wall, 1),
                                         "work": summary.get("work")}
         self.record.ratios["batch_vs_serial"] = _ratio(wall, single and single * len(variants))
-        self.config = self._config()
 
     def throughput(self) -> None:
         """(b): images/s of the trusted step against a plain float32 fit of the same model and
@@ -280,7 +282,8 @@ class Suite:
         from grader.exercise import load_exercise
         return vars(load_exercise(self.exercise).profile(self.size.profile))
 
-    def _config(self) -> dict[str, Any]:
+    @functools.cached_property
+    def config(self) -> dict[str, Any]:
         """The reference's checked config, from the batch's inspection answers."""
         for answer in sorted((self.cache / "inspect").glob("*.json")):
             config = json.loads(answer.read_text()).get("config")
@@ -290,7 +293,7 @@ class Suite:
 
     def _config_file(self) -> Path:
         path = self.work / "config.json"
-        path.write_text(json.dumps(getattr(self, "config", None) or self._config()))
+        path.write_text(json.dumps(self.config))
         return path
 
 
