@@ -131,8 +131,13 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     started = time.perf_counter()
     calibration = make_dataset(train_split, classes, profile, False).take(BN_BATCHES)
     validate = _Validate(calibration, make_dataset(val_split, classes, profile, False))
-    fit = model.fit(make_dataset(train_split, classes, profile, True), epochs=profile.epochs,
-                    verbose=0, callbacks=[validate])
+    # One iterator for the whole fit: Keras stops each epoch after `steps` batches, before the
+    # iterator reports its end, so a fresh iterator per epoch would leave the old one's
+    # background threads running, and destroying it waited for them (5-9 s an epoch here).
+    # The repeated dataset gives the same batches, epoch by epoch.
+    fit = model.fit(make_dataset(train_split, classes, profile, True).repeat(),
+                    steps_per_epoch=steps, epochs=profile.epochs, verbose=0,
+                    callbacks=[validate])
     fit_seconds = time.perf_counter() - started - validate.seconds
     validation = evaluate(model, val_split, classes, profile)
     test = evaluate(model, test_split, classes, profile) if test_split is not None else None
