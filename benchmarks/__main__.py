@@ -129,6 +129,14 @@ def table(record: Record) -> str:
                      f"{throughput['convolutions']['precision']}:")
         lines += [f"    {row['layer']:28} {row['ms_per_batch']:>8} ms  {row['gflops']:>6} GFLOP/s"
                   for row in convolutions]
+    onednn = throughput.get("onednn") or {}
+    if onednn.get("by_kind"):
+        lines.append(f"oneDNN primitives in a trusted step (ONEDNN_VERBOSE=1, {onednn['steps']} "
+                     f"steps): {onednn['primitives_ms_per_step']} ms of "
+                     f"{onednn.get('step_ms', '?')} ms ({_percent(onednn.get('share_of_step'))}); "
+                     f"the rest is TensorFlow's own kernels and the framework")
+        lines += [f"    {row['primitive']:40} {row['ms_per_step']:>8} ms  "
+                  f"{row['calls_per_step']:>3} calls" for row in onednn["by_kind"][:8]]
     lines += [f"FAILED {name}: {message}" for name, message in record.errors.items()]
     return "\n".join(lines)
 
@@ -137,6 +145,10 @@ def _div(found: dict, a: str, b: str) -> float | None:
     x = found.get(a, {}).get("images_per_second")
     y = found.get(b, {}).get("images_per_second")
     return round(x / y, 4) if x and y else None
+
+
+def _percent(share: float | None) -> str:
+    return "?" if share is None else f"{share:.0%}"
 
 
 def _accuracies(accuracy: dict) -> str:

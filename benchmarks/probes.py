@@ -9,13 +9,21 @@
   augmentation. Also the model's forward FLOPs per image.
 - ``pipeline``: the trusted input pipeline alone (uint8 cache → augmented float batches), images/s.
 - ``layers``: each convolution alone, forward and backward: what limits (b).
+- ``ops``: oneDNN's own profile (``ONEDNN_VERBOSE=1``) of trusted training steps: how much of a
+  step its primitives (convolutions, pooling, dense) take, the rest being TensorFlow's own
+  kernels (activations, BatchNormalization, casts, loss, optimizer) and the framework.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -121,7 +129,7 @@ def throughput(spec: dict[str, Any]) -> dict[str, Any]:
             "batch_size": profile.batch_size}
 
 
-def _StepClock():
+def _StepClock(on_first=None, on_last=None):
     """Seconds from the start of a fit's first batch to the end of its last: the training
     steps, without the fit's set-up and the tear-down of its data iterator (which waits for
     the pipeline's background threads, seconds at a time here, once per fit)."""
@@ -133,10 +141,14 @@ def _StepClock():
 
         def on_train_batch_begin(self, batch, logs=None):
             if not self.first:
+                if on_first:
+                    on_first()
                 self.first = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
             self.last = time.perf_counter()
+            if on_last and batch + 1 == self.params.get("steps"):
+                on_last()
 
         @property
         def seconds(self) -> float:
@@ -214,12 +226,88 @@ def layers(spec: dict[str, Any]) -> dict[str, Any]:
             "conv_only_images_per_second": round(batch / total, 1) if total else None}
 
 
+def ops(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run ``ops_steps`` in a child process with oneDNN's verbose mode on and add up the
+    execution time of its primitives per step, by kind. The logging slows the steps, not the
+    primitives' own times, so the share of a step is taken against the unlogged step time of
+    the ``throughput`` probe (the suite does that)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({**spec, "kind": "ops_steps"}, handle)
+    try:
+        done = subprocess.run([sys.executable, "-m", "benchmarks.probes", handle.name],
+                              capture_output=True, text=True,
+                              env={**os.environ, "ONEDNN_VERBOSE": "1"})
+    finally:
+        os.unlink(handle.name)
+    if done.returncode:
+        raise RuntimeError(f"ops_steps exited {done.returncode}: {done.stderr[-1500:]}")
+    return {**onednn_profile(done.stdout.splitlines(), int(spec["steps"])),
+            "precision": spec["precision"]}
+
+
+def ops_steps(spec: dict[str, Any]) -> dict[str, Any]:
+    """Warm up, then ``steps`` trusted steps between two markers on stdout (oneDNN writes its
+    lines with C's stdio, flushed at each marker so the lines fall on the right side)."""
+    from grader.train import compiled, make_dataset
+
+    exercise, profile, split = _data(spec)
+    config = json.loads(Path(spec["config"]).read_text())
+    model, _device, _deterministic = compiled(config, profile, int(spec["steps"]),
+                                              spec["precision"], True)
+    dataset = make_dataset(split, len(exercise.classes), profile, True).repeat()
+    model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    libc = ctypes.CDLL(None)
+
+    def mark(text: str) -> None:
+        libc.fflush(None)
+        print(text, flush=True)
+
+    clock = _StepClock(on_first=lambda: mark(ONEDNN_START), on_last=lambda: mark(ONEDNN_END))
+    model.fit(dataset, steps_per_epoch=int(spec["steps"]), epochs=1, verbose=0,
+              callbacks=[clock])
+    return {"logged_step_ms": round(clock.seconds * 1000 / int(spec["steps"]), 1)}
+
+
+ONEDNN_START, ONEDNN_END = "=== benchmarks: timed steps", "=== benchmarks: end"
+
+
+def onednn_profile(lines: list[str], steps: int) -> dict[str, Any]:
+    """Sum ``onednn_verbose,...,primitive,exec,cpu,KIND,IMPLEMENTATION,PROPAGATION,...,MS``
+    lines between the markers, per kind and propagation, in ms per step."""
+    inside, by_kind, calls = False, Counter(), Counter()
+    logged = None
+    for line in lines:
+        if line.startswith(ONEDNN_START):
+            inside = True
+        elif line.startswith(ONEDNN_END):
+            inside = False
+        elif line.startswith("{"):
+            logged = json.loads(line).get("logged_step_ms")
+        elif inside and line.startswith("onednn_verbose") and ",exec," in line:
+            fields = line.split(",")
+            at = fields.index("exec")
+            try:
+                milliseconds = float(fields[-1])
+            except ValueError:
+                continue
+            key = f"{fields[at + 2]} {fields[at + 4]}"
+            by_kind[key] += milliseconds
+            calls[key] += 1
+    total = sum(by_kind.values())
+    return {"steps": steps, "primitives_ms_per_step": round(total / steps, 1),
+            "logged_step_ms": logged,
+            "by_kind": [{"primitive": key, "ms_per_step": round(ms / steps, 1),
+                         "calls_per_step": calls[key] // steps}
+                        for key, ms in by_kind.most_common()]}
+
+
 def main(spec_path: str) -> int:
     from grader.cli import _quiet_tensorflow
 
     _quiet_tensorflow()
     spec = json.loads(Path(spec_path).read_text())
-    kinds = {"gemm": gemm, "throughput": throughput, "pipeline": pipeline, "layers": layers}
+    kinds = {"gemm": gemm, "throughput": throughput, "pipeline": pipeline, "layers": layers,
+             "ops": ops, "ops_steps": ops_steps}
     answer = kinds[spec["kind"]](spec)
     print(json.dumps(answer))
     return 0

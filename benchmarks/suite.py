@@ -53,6 +53,7 @@ class Size:
     synthetic_images: int  # 0: the real photos
 
 
+OPS_STEPS = 8  # trusted steps profiled with ONEDNN_VERBOSE=1
 SMALL = Size("small", "bench", 2, 12, 480)
 FULL = Size("full", "full", 2, 40, 0)
 
@@ -225,6 +226,12 @@ class Suite:
                                          "steps": 4 * self.size.probe_steps})
         found["convolutions"] = probe({"kind": "layers", **common,
                                        "precision": found["trusted"]["precision"]})
+        found["onednn"] = probe({"kind": "ops", **common, "steps": OPS_STEPS,
+                                 "precision": found["trusted"]["precision"]})
+        step_ms = 1000 * found["trusted"]["batch_size"] / found["trusted"]["images_per_second"]
+        found["onednn"]["step_ms"] = round(step_ms, 1)
+        found["onednn"]["share_of_step"] = _ratio(found["onednn"]["primitives_ms_per_step"],
+                                                  step_ms)
         gemm = self.record.details.get("gemm_gflops", {})
         flops = 3 * found["trusted"]["forward_flops"]
         achieved = found["trusted"]["images_per_second"] * flops / 1e9

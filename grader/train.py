@@ -176,7 +176,7 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
     return model, device, deterministic
 
 
-def recalibrate_batch_norm(model, batches) -> None:
+def recalibrate_batch_norm(model, batches, forward=None) -> None:
     """Set every BatchNormalization layer's moving statistics to their exact average over
     ``batches`` of training images ("precise BN").
 
@@ -185,6 +185,11 @@ def recalibrate_batch_norm(model, batches) -> None:
     0.005: evaluated with those statistics, a well-trained model predicts one class. Training
     never reads the moving statistics, so replacing them changes nothing but evaluation, and
     grades every model's BatchNormalization alike whatever momentum the student chose.
+
+    With momentum 0 each forward pass leaves one batch's statistics in the moving ones; they are
+    read and averaged here. ``forward`` is that pass, compiled once per model by
+    :func:`batch_norm_forward` (a Python call of the model runs layer by layer, about twice as
+    long); without it the model is called directly.
     """
     keras = keras_module()
     from grader.rebuild import walk_layers
@@ -193,15 +198,34 @@ def recalibrate_batch_norm(model, batches) -> None:
               if isinstance(layer, keras.layers.BatchNormalization)]
     if not layers:
         return
+    forward = forward or (lambda images: model(images, training=True))
     momenta = [layer.momentum for layer in layers]
+    means = [np.zeros(layer.moving_mean.shape, np.float64) for layer in layers]
+    variances = [np.zeros(layer.moving_variance.shape, np.float64) for layer in layers]
+    count = 0
     try:
-        for step, (images, _) in enumerate(batches):
-            for layer in layers:
-                layer.momentum = step / (step + 1)  # a running mean over the batches so far
-            model(images, training=True)
+        for layer in layers:
+            layer.momentum = 0.0
+        for images, _ in batches:
+            forward(images)
+            count += 1
+            for layer, mean, variance in zip(layers, means, variances):
+                mean += layer.moving_mean.numpy()
+                variance += layer.moving_variance.numpy()
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+    if count:
+        for layer, mean, variance in zip(layers, means, variances):
+            layer.moving_mean.assign(mean / count)
+            layer.moving_variance.assign(variance / count)
+
+
+def batch_norm_forward(model):
+    """The training-mode forward pass :func:`recalibrate_batch_norm` runs, compiled. It is
+    traced with the momentum the recalibration sets (0), so it is only for that."""
+    return tensorflow().function(lambda images: model(images, training=True),
+                                 reduce_retracing=True)
 
 
 def _Validate(calibration, validation):
@@ -211,14 +235,18 @@ def _Validate(calibration, validation):
 
     class Validate(keras.callbacks.Callback):
         seconds = 0.0
+        forward = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             started = time.perf_counter()
             logs = logs if logs is not None else {}
             last = epoch + 1 >= self.params.get("epochs", 0)
             # training never reads the statistics, so the final ones are what decides
+            if self.forward is None:
+                self.forward = batch_norm_forward(self.model)
             recalibrate_batch_norm(self.model,
-                                   calibration.take(BN_BATCHES if last else BN_EPOCH_BATCHES))
+                                   calibration.take(BN_BATCHES if last else BN_EPOCH_BATCHES),
+                                   self.forward)
             scores = self.model.evaluate(validation, verbose=0, return_dict=True)
             logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
             self.seconds += time.perf_counter() - started

@@ -61,3 +61,35 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=ROOT,
                           capture_output=True, text=True)
     assert done.returncode == 0 and "--full" in done.stdout and "--json FILE" in done.stdout
+
+
+def test_the_onednn_profile_adds_up_primitives_between_the_markers() -> None:
+    from benchmarks.probes import ONEDNN_END, ONEDNN_START, onednn_profile
+
+    def line(kind: str, propagation: str, ms: float) -> str:  # as oneDNN 3 writes them
+        return (f"onednn_verbose,v1,primitive,exec,cpu,{kind},brg_conv_fwd:avx512_core_bf16,"
+                f"{propagation},src:bf16::blocked:acdb::f0 dst:bf16::blocked:acdb::f0,"
+                f"attr-post-ops:eltwise_relu,alg:convolution_direct,mb32_ic3oc16_ih192oh192,{ms}")
+
+    header = ("onednn_verbose,v1,primitive,info,template:operation,engine,primitive,"
+              "implementation,prop_kind,memory_descriptors,attributes,auxiliary,problem_desc,"
+              "exec_time")
+    lines = [header, line("convolution", "forward_training", 500.0),  # warm-up: not counted
+             ONEDNN_START,
+             line("convolution", "forward_training", 10.0),
+             line("convolution", "backward_weights", 12.5),
+             line("pooling", "forward_training", 1.0),
+             line("convolution", "forward_training", 14.0),
+             line("convolution", "backward_weights", 12.5),
+             "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src dst,,,16x3,garbled",
+             ONEDNN_END,
+             line("convolution", "forward_training", 900.0),             # after: not counted
+             '{"logged_step_ms": 80.5}']
+    found = onednn_profile(lines, steps=2)
+    assert found["primitives_ms_per_step"] == 25.0
+    assert found["logged_step_ms"] == 80.5
+    assert found["by_kind"][0] == {"primitive": "convolution backward_weights",
+                                   "ms_per_step": 12.5, "calls_per_step": 1}
+    assert {row["primitive"]: row["ms_per_step"] for row in found["by_kind"]} == {
+        "convolution backward_weights": 12.5, "convolution forward_training": 12.0,
+        "pooling forward_training": 0.5}
