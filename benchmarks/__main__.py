@@ -3,7 +3,7 @@
 Runs the suite (benchmarks/suite.py) and prints a table of ratios measured side by side in this
 one run. The default size uses a small synthetic data set and a 3-epoch profile, so it finishes
 in minutes; ``--full`` uses the real photos (``../shared/flowers-photos``, or ``--data`` shards
-already imported) and the exercise's ``full`` profile, and takes about 1 h 45 min on
+already imported) and the exercise's ``full`` profile, and takes about 1 h 30 min on
 2 cores. Exit code 1 when a step failed (the table shows the rest).
 """
 

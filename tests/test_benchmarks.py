@@ -1,5 +1,5 @@
 """The benchmark suite's own arithmetic and command line (the suite itself is run by hand:
-`python -m benchmarks`, minutes; `--full`, about 1 h 45 min)."""
+`python -m benchmarks`, minutes; `--full`, about 1 h 30 min)."""
 
 from __future__ import annotations
 
