@@ -134,7 +134,7 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     # One iterator for the whole fit: Keras stops each epoch after `steps` batches, before the
     # iterator reports its end, so a fresh iterator per epoch would leave the old one's
     # background threads running, and destroying it waited for them (5-9 s an epoch here).
-    # The repeated dataset gives the same batches, epoch by epoch.
+    # Each epoch is still one freshly shuffled pass over the training images.
     fit = model.fit(make_dataset(train_split, classes, profile, True).repeat(),
                     steps_per_epoch=steps, epochs=profile.epochs, verbose=0,
                     callbacks=[validate])
