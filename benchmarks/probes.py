@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
 GEMM_SIDE = 4096
 GEMM_SECONDS = 4.0       # per dtype, after one warm-up product
 WARMUP_STEPS = 3
@@ -101,7 +102,7 @@ def _data(spec: dict[str, Any]):
 def throughput(spec: dict[str, Any]) -> dict[str, Any]:
     from grader.lazy import keras as keras_module
     from grader.rebuild import build, scope_safe
-    from grader.train import compiled, make_dataset
+    from grader.train import compiled
     keras = keras_module()
 
     exercise, profile, split = _data(spec)
@@ -118,8 +119,7 @@ def throughput(spec: dict[str, Any]) -> dict[str, Any]:
         model, device, deterministic = compiled(config, profile, steps, spec["precision"],
                                                 spec["deterministic"])
         precision = device.precision
-    dataset = make_dataset(split, classes, profile, True).repeat()
-    model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    dataset = _warmed_up(model, split, classes, profile)
     clock = _StepClock()
     model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])
     seconds = clock.seconds
@@ -127,6 +127,16 @@ def throughput(spec: dict[str, Any]) -> dict[str, Any]:
             "precision": precision, "deterministic": deterministic,
             "forward_flops": forward_flops(model), "steps": steps,
             "batch_size": profile.batch_size}
+
+
+def _warmed_up(model, split, classes: int, profile):
+    """The trusted training batches, repeated, after ``WARMUP_STEPS`` steps of ``model`` on them
+    (tracing and oneDNN's first calls are not what is measured)."""
+    from grader.train import make_dataset
+
+    dataset = make_dataset(split, classes, profile, True).repeat()
+    model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    return dataset
 
 
 def _StepClock(on_first=None, on_last=None):
@@ -231,31 +241,21 @@ def ops(spec: dict[str, Any]) -> dict[str, Any]:
     execution time of its primitives per step, by kind. The logging slows the steps, not the
     primitives' own times, so the share of a step is taken against the unlogged step time of
     the ``throughput`` probe (the suite does that)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump({**spec, "kind": "ops_steps"}, handle)
-    try:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.probes", handle.name],
-                              capture_output=True, text=True,
-                              env={**os.environ, "ONEDNN_VERBOSE": "1"})
-    finally:
-        os.unlink(handle.name)
-    if done.returncode:
-        raise RuntimeError(f"ops_steps exited {done.returncode}: {done.stderr[-1500:]}")
-    return {**onednn_profile(done.stdout.splitlines(), int(spec["steps"])),
+    output = spawn({**spec, "kind": "ops_steps"}, {"ONEDNN_VERBOSE": "1"})
+    return {**onednn_profile(output.splitlines(), int(spec["steps"])),
             "precision": spec["precision"]}
 
 
 def ops_steps(spec: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then ``steps`` trusted steps between two markers on stdout (oneDNN writes its
     lines with C's stdio, flushed at each marker so the lines fall on the right side)."""
-    from grader.train import compiled, make_dataset
+    from grader.train import compiled
 
     exercise, profile, split = _data(spec)
     config = json.loads(Path(spec["config"]).read_text())
     model, _device, _deterministic = compiled(config, profile, int(spec["steps"]),
                                               spec["precision"], True)
-    dataset = make_dataset(split, len(exercise.classes), profile, True).repeat()
-    model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    dataset = _warmed_up(model, split, len(exercise.classes), profile)
     libc = ctypes.CDLL(None)
 
     def mark(text: str) -> None:
@@ -299,6 +299,23 @@ def onednn_profile(lines: list[str], steps: int) -> dict[str, Any]:
             "by_kind": [{"primitive": key, "ms_per_step": round(ms / steps, 1),
                          "calls_per_step": calls[key] // steps}
                         for key, ms in by_kind.most_common()]}
+
+
+def spawn(spec: dict[str, Any], env: dict[str, str] | None = None) -> str:
+    """Run the probe ``spec`` in a fresh process (``python -m benchmarks.probes``), with
+    ``env`` added to the environment; its standard output. Raises when the probe failed."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    try:
+        done = subprocess.run([sys.executable, "-m", "benchmarks.probes", handle.name],
+                              capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, **(env or {})})
+    finally:
+        os.unlink(handle.name)
+    if done.returncode:
+        raise RuntimeError(f"probe {spec.get('kind')} exited {done.returncode}: "
+                           f"{(done.stderr or done.stdout)[-1500:]}")
+    return done.stdout
 
 
 def main(spec_path: str) -> int:

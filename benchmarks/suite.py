@@ -16,13 +16,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.probes import ROOT, spawn
+
 EXERCISE = ROOT / "exercises" / "flowers-cnn"
 REFERENCE = ROOT / "reference" / "flowers-cnn.ipynb"
 PHOTOS = ROOT.parent / "shared" / "flowers-photos"
@@ -327,13 +327,8 @@ def execute_as_written(notebook: Path, data: Path, epochs: int, work: Path) -> f
 
 
 def probe(spec: dict[str, Any]) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(spec, handle)
-    try:
-        done = _run([sys.executable, "-m", "benchmarks.probes", handle.name])
-    finally:
-        os.unlink(handle.name)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """A probe's answer: the JSON on the last line of its output."""
+    return json.loads(spawn(spec).strip().splitlines()[-1])
 
 
 def _run(command: list[str], codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
