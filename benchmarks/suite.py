@@ -208,20 +208,18 @@ class Suite:
         common = {"config": str(self._config_file()), "data": str(self.data),
                   "cache": str(self.cache), "exercise": str(self.exercise),
                   "profile": self.size.profile, "steps": self.size.probe_steps}
-        runs = {
-            "plain_float32_fit": {"plain": True},
+        runs = {  # the trusted step first, right after the matmul rate it is compared with
             "trusted": {"plain": False, "precision": "auto", "deterministic": True},
+            "plain_float32_fit": {"plain": True},
             "trusted_float32": {"plain": False, "precision": "float32", "deterministic": True},
             "trusted_not_deterministic": {"plain": False, "precision": "auto",
                                           "deterministic": False},
         }
+        # This shared machine's speed changes within minutes; measured an hour apart (at the
+        # start of the run) the two sides of (b) came from different machines, in effect.
+        self.record.details["gemm_gflops"] = probe({"kind": "gemm"})["gflops"]
         found = {}
         for name, extra in runs.items():
-            if name == "trusted":
-                # The matmul rate right before the trusted step it is compared with: this
-                # shared machine's speed changes within minutes, and an hour apart (as at the
-                # start of the run) the two were measured on different machines, in effect.
-                self.record.details["gemm_gflops"] = probe({"kind": "gemm"})["gflops"]
             found[name] = probe({"kind": "throughput", **common, **extra})
             self.say(f"  {name}: {found[name]['images_per_second']} images/s")
         found["input_pipeline"] = probe({"kind": "pipeline", **common,
