@@ -15,24 +15,30 @@ class GradingError(Exception):
         stage: the grading stage that stopped: validate, execute, extract, rebuild, train, data.
         message: what happened, and what to do about it, in one or two sentences.
         cell: 1-based position of the notebook cell involved, when there is one.
-        traceback: the last lines of a traceback from the student's kernel, when there is one.
+        traceback: the last lines of a traceback from the student's kernel, or of a dead
+            kernel's own stderr, when there is one.
+        signal: the signal that ended the kernel (``SIGKILL``, ``SIGABRT``...), when one did.
     """
 
     def __init__(self, stage: str, message: str, cell: int | None = None,
-                 traceback: str | None = None) -> None:
-        super().__init__(stage, message, cell, traceback)
+                 traceback: str | None = None, signal: str | None = None) -> None:
+        super().__init__(stage, message, cell, traceback, signal)
         self.stage = stage
         self.message = message
         self.cell = cell
         self.traceback = traceback
+        self.signal = signal
 
     def __str__(self) -> str:
         return self.message
 
     def as_dict(self) -> dict[str, object]:
         """The ``error`` object of result.json."""
-        return {"stage": self.stage, "message": self.message, "cell": self.cell,
-                "traceback": self.traceback}
+        found: dict[str, object] = {"stage": self.stage, "message": self.message,
+                                    "cell": self.cell, "traceback": self.traceback}
+        if self.signal:
+            found["signal"] = self.signal
+        return found
 
 
 class DataError(GradingError):

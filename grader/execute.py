@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from grader import sandbox
+from grader import cost, sandbox
 from grader.errors import GradingError
 from grader.inkernel import source
 from grader.sandbox import Limits
@@ -36,8 +37,12 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # ipykernel's start-up banner: how to connect to it (a temporary path), never the cause.
 KERNEL_BANNER = re.compile(r"NOTE: When using the `ipython kernel` entry point.*?--existing \S+",
                            re.DOTALL)
-LIBRARY_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ |WARNING: All log messages before "
-                         r"absl|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+# TensorFlow's and absl's info and warning lines, and its complaint that this machine has no
+# CUDA: clocks and process ids, never the cause. Other error and fatal lines ("F0000 ... Check
+# failed") are what a dying kernel says last, and stay.
+LIBRARY_LOG = re.compile(r"^([IW]\d{4} \d\d:\d\d:\d+\.\d+ |E\d{4} [\d:. ]+\d+ cuda_\S+\] |"
+                         r"WARNING: All log messages before absl|"
+                         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IW] )")
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,9 @@ def kernel_env(work_dir: Path) -> dict[str, str]:
         "MPLBACKEND": "Agg",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",
+        # A crash in native code prints every thread's Python stack to the kernel's stderr,
+        # whose last lines the result keeps: the cell's line that crashed, not just a signal.
+        "PYTHONFAULTHANDLER": "1",
     }
 
 
@@ -135,6 +143,7 @@ def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
 
     limits = plan.limits if plan else None
     level = sandbox.isolation(limits) if limits else "none"
+    cost.record({"kernel": level})
     runtime = spec_dir / "run"
     runtime.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
@@ -148,9 +157,11 @@ def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
     (spec / "kernel.json").write_text(json.dumps(
         {"argv": command, "display_name": "flowers-grader", "language": "python"}))
     specs = KernelSpecManager(kernel_dirs=[str(spec_dir / "kernels")])
-    options = {"connection_file": str(runtime / "kernel.json")}
-    if level == sandbox.ISOLATED:
-        options.update(transport="ipc", ip=str(runtime / "ipc"))
+    # Unix sockets in a private folder, boxed or not: TCP ports are picked at random and
+    # checked free before the kernel binds them, so kernels started side by side (a batch
+    # without bubblewrap) could take each other's, and the grader then waited forever.
+    options = {"connection_file": str(runtime / "kernel.json"), "transport": "ipc",
+               "ip": str(runtime / "ipc")}
     return _manager_class()(kernel_name="flowers-grader", kernel_spec_manager=specs, **options)
 
 
@@ -227,7 +238,7 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
                            preexec_fn=limit)
         except Exception as exc:  # nbclient's errors, and anything the kernel provoked
             raise _execution_error(exc, numbers, current["index"], deadline,
-                                   _tail(kernel_log)) from None
+                                   _tail(kernel_log), km, plan.limits) from None
         finally:
             _shutdown(km)
             _record(prepared, plan.record)
@@ -248,13 +259,82 @@ def _record(notebook: NotebookNode, path: Path | None) -> None:
 
 def _tail(log_file, limit: int = 2000) -> str:
     """The end of what the kernel process wrote to its own stderr (crash messages), without
-    TensorFlow's and absl's log lines: they carry clocks and process ids, not the cause."""
+    TensorFlow's and absl's log lines: they carry clocks and process ids, not the cause. After
+    a crash in native code, Python's fault handler report instead: the crashing thread's stack."""
     log_file.flush()
-    start = max(0, log_file.seek(0, 2) - 4 * limit)
+    start = max(0, log_file.seek(0, 2) - 32 * limit)
     log_file.seek(start)
     lines = log_file.read().decode("utf-8", "replace").splitlines()[1 if start else 0:]
     kept = [line for line in lines if not LIBRARY_LOG.match(line)]
-    return KERNEL_BANNER.sub("", "\n".join(kept)).strip()[-limit:]
+    text = KERNEL_BANNER.sub("", "\n".join(kept)).strip()
+    return (_crashed_thread(text) or text)[-limit:]
+
+
+def _crashed_thread(text: str) -> str | None:
+    """From faulthandler's report ("Fatal Python error: Segmentation fault", then every
+    thread's stack, the crashing one first), the error line and that thread's stack."""
+    start = text.rfind("Fatal Python error:")
+    if start < 0:
+        return None
+    blocks = text[start:].split("\n\n")
+    return "\n\n".join(blocks[:2]).strip()
+
+
+# What a signal that ends a kernel says about the cause, for the student and the instructor.
+# {memory}, {cpu} and {file} are the sandbox's limits ("12 GiB "), or nothing without them.
+SIGNAL_CAUSES = {
+    "SIGKILL": "it was killed: out of memory, or stopped from outside",
+    "SIGSEGV": "it crashed: a segmentation fault in native code",
+    "SIGBUS": "it crashed: a bus error, memory that could not be read",
+    "SIGABRT": "it aborted: usually native code (TensorFlow's C++) whose allocation failed "
+               "under the kernel's {memory}memory limit, else a library's failed check",
+    "SIGXCPU": "it used up its {cpu}CPU-time limit",
+    "SIGXFSZ": "it wrote a file larger than the {file}file-size limit",
+    "SIGILL": "it ran an instruction this CPU does not have",
+    "SIGFPE": "it crashed: an arithmetic fault in native code",
+}
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How the kernel's process ended: a signal's name, or an exit code."""
+    signal: str | None
+    exit_code: int | None
+
+    def describe(self, limits: Limits | None = None) -> str:
+        if self.signal:
+            cause = SIGNAL_CAUSES.get(self.signal, "it was ended by a signal").format(
+                memory=f"{_gib(limits.memory_bytes)} " if limits else "",
+                cpu=f"{limits.cpu_seconds} s " if limits else "",
+                file=f"{_gib(limits.file_size_bytes)} " if limits else "")
+            return f"signal {self.signal}: {cause}"
+        return f"its process exited with code {self.exit_code} (the notebook may have " \
+               f"called exit() or os._exit())"
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.3g} GiB"
+
+
+def _ended_by(km) -> Ending | None:
+    """The kernel process's end, read from its manager; None while it runs or is unknown.
+
+    Under bubblewrap the process is bwrap, which exits with 128 + the signal that ended the
+    kernel; a plain kernel's return code is minus the signal."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    try:
+        code = process.wait(timeout=5) if process is not None else None
+    except Exception:  # still running, or not a Popen
+        return None
+    if code is None or code == 0:
+        return None
+    number = -code if code < 0 else code - 128 if code > 128 else None
+    if number is None:
+        return Ending(None, code)
+    try:
+        return Ending(signal.Signals(number).name, None)
+    except ValueError:
+        return Ending(f"signal {number}", None)
 
 
 def _shutdown(km) -> None:
@@ -268,7 +348,8 @@ def _shutdown(km) -> None:
 
 
 def _execution_error(exc: Exception, numbers: list[int | None], index: int,
-                     deadline: float, kernel_log: str = "") -> GradingError:
+                     deadline: float, kernel_log: str = "", km=None,
+                     limits: Limits | None = None) -> GradingError:
     """Turn what nbclient raised into a message naming the student's cell and what to do."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -280,10 +361,13 @@ def _execution_error(exc: Exception, numbers: list[int | None], index: int,
                             f"was reached). Make sure no cell waits for input or loops forever, "
                             f"and keep your own training short.", cell=number)
     if isinstance(exc, DeadKernelError):
-        return GradingError("execute", f"The kernel died while running {where.lower()}. The "
-                            f"code may have crashed Python or used too much memory: run the "
-                            f"notebook top to bottom yourself and fix that cell.", cell=number,
-                            traceback=kernel_log[-1000:] or None)
+        ending = _ended_by(km)
+        how = f" ({ending.describe(limits)})" if ending else ""
+        return GradingError("execute", f"The kernel died while running {where.lower()}{how}. "
+                            f"Run the notebook top to bottom yourself and fix that cell; if it "
+                            f"runs on Colab, show this message to your instructor.", cell=number,
+                            traceback=kernel_log or None,
+                            signal=ending.signal if ending else None)
     if isinstance(exc, CellExecutionError):
         trace = "\n".join(ANSI.sub("", exc.traceback).strip().splitlines()[-TRACEBACK_LINES:])
         value = ANSI.sub("", str(exc.evalue)).strip()

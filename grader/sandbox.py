@@ -17,8 +17,16 @@ When the grader runs as root the kernel also drops to a user id of its own insid
 (:func:`kernel_uid`), so the process limit counts its processes alone.
 
 Limits (``[sandbox]`` in the exercise file) are set with setrlimit on the box's first process
-and inherited by everything in it: address space, processes (RLIMIT_NPROC, so a fork bomb
-stops), file size, CPU seconds and no core dumps. Output is capped per cell by the execute
+and inherited by everything in it: memory (RLIMIT_DATA: heap and private writable mappings),
+processes (RLIMIT_NPROC, so a fork bomb stops), file size, CPU seconds and no core dumps.
+
+Memory is limited with RLIMIT_DATA, not RLIMIT_AS. The address space of a TensorFlow kernel is
+half again larger than the memory it uses, and by an amount that depends on the host (thread
+stacks and malloc arenas per thread, shared libraries, reserved but unused regions): a codelab
+SqueezeNet notebook measured 6.3 GiB of address space for 4.2 GiB of data and 4.1 GiB resident.
+Under an address-space limit a kernel that fits in memory can still fail an allocation inside
+TensorFlow's C++ code, which then aborts (SIGABRT, "std::bad_alloc"): the kernel dies in the
+middle of a working notebook. Output is capped per cell by the execute
 step, and the time limits by nbclient.
 
 Without bwrap (not installed, or user namespaces refused) the kernel runs with the limits only;
@@ -46,13 +54,14 @@ ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "passwd", "group", "ho
 
 @dataclass(frozen=True)
 class Limits:
-    memory_bytes: int          # address space of each kernel process
+    memory_bytes: int          # heap and private writable memory of each kernel process
     max_processes: int         # processes and threads of the kernel's user
     file_size_bytes: int       # the largest file the kernel may write
     work_dir_bytes: int        # the whole work directory (tmpfs size under bwrap)
     cpu_seconds: int           # CPU time of each kernel process
     output_bytes_per_cell: int  # captured output kept per cell; the rest is cut with a marker
     require: bool = False      # refuse to grade without bubblewrap
+    shm_bytes: int = 256 << 20  # /dev/shm in the box (POSIX semaphores and shared memory)
 
 
 ISOLATED, LIMITS_ONLY = "bubblewrap", "limits-only"
@@ -102,7 +111,7 @@ def warning(level: str, readable: list[Path] | None = None) -> list[str]:
 
 def set_limits(limits: Limits) -> None:
     """In the box's first process, before exec: the resource limits everything inherits."""
-    for kind, value in ((resource.RLIMIT_AS, limits.memory_bytes),
+    for kind, value in ((resource.RLIMIT_DATA, limits.memory_bytes),
                         (resource.RLIMIT_NPROC, limits.max_processes),
                         (resource.RLIMIT_FSIZE, limits.file_size_bytes),
                         (resource.RLIMIT_CPU, limits.cpu_seconds),
@@ -135,7 +144,10 @@ def wrap(command: list[str], work_dir: Path, runtime_dir: Path, readable: list[P
     args += ["--perms", "0755", "--dir", "/etc"]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    # bwrap's /dev/shm belongs to root: multiprocessing's locks (tqdm, joblib, scikit-learn)
+    # need it writable by the kernel's user.
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size",
+             str(limits.shm_bytes), "--tmpfs", "/dev/shm", "--tmpfs", "/tmp"]
     python = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
     shown = sorted(python | {p.resolve() for p in readable})
     # bwrap would make the folders above a mount point 0700, which the kernel's user could not

@@ -8,6 +8,8 @@ a TPU behaves as it would on a machine without a TPU, reading the grader's local
 - ``TPUClusterResolver()`` and ``.connect()`` raise ValueError, as they do with no TPU, so the
   notebook's own ``except ValueError`` falls back to the default or Mirrored strategy; ``tpu`` is
   predefined as None for notebooks that test it after assigning it only in the try block;
+- ``MirroredStrategy()`` with no GPU is the default strategy (one replica either way; the
+  one-CPU mirror crashes TensorFlow now and then);
 - ``google.colab`` (auth, drive, files, output) imports, and its functions do nothing;
 - gs:// paths under a mirrored prefix read the grader's local shards (tf.io.gfile, TFRecord
   datasets, Dataset.list_files, tf.io.read_file, tf.io.matching_files);
@@ -164,6 +166,26 @@ def install_no_tpu(tf):
                                                                       original)
 
 
+def install_cpu_mirror(tf):
+    """MirroredStrategy() on a machine without a GPU is the default strategy.
+
+    The codelab's notebooks fall back to MirroredStrategy when no TPU answers. With no GPU it
+    mirrors one replica on the CPU, the default strategy's work, but TensorFlow then crashes
+    now and then (SIGSEGV in a native thread) when evaluate() drops the data iterator that the
+    predict() before it left: the kernel deaths of the codelab's playground notebook. The
+    default strategy runs the same cells to the same results, without that crash.
+    """
+    original = tf.distribute.MirroredStrategy
+
+    class MirroredStrategy(original):
+        def __new__(cls, devices=None, cross_device_ops=None):
+            if devices is None and not tf.config.list_physical_devices("GPU"):
+                return tf.distribute.get_strategy()
+            return super().__new__(cls)
+
+    tf.distribute.MirroredStrategy = same_identity(MirroredStrategy, original)
+
+
 def sliceable(value):
     if isinstance(value, (list, tuple)):
         return bool(value) and all(sliceable(v) for v in value)
@@ -275,6 +297,7 @@ def install(config, ip):
 
     install_mirror(tf, config["mirror"], config["unmapped_message"])
     install_no_tpu(tf)
+    install_cpu_mirror(tf)
     install_fit(keras)
     install_applications(tf, keras)
     install_weight_loading(tf, keras)
