@@ -65,6 +65,8 @@ class Batch:
     scheduler: str | None = None
     cache: Path | None = None       # default OUT/.cache
     deterministic: bool | None = None  # op determinism in trusted training; None: on for CPUs
+    train: bool = True              # False: stop every submission after the rules
+    max_minutes: float | None = None  # stop a training projected to take longer than this
 
     @property
     def cache_dir(self) -> Path:
@@ -81,12 +83,21 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     dashboard: Path | None = None
+    # Cost: every training's measured speed (images/s on its first steps) and duration, and
+    # the class's projected remaining time after the latest one.
+    speeds: list[float] = field(default_factory=list)
+    training_seconds: list[float] = field(default_factory=list)
+    projected_seconds: float | None = None
+    host: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"students": self.students, "statuses": dict(self.statuses),
                 "passed": self.passed, "unchanged": self.unchanged, "work": dict(self.work),
                 "notes": self.notes, "seconds": round(self.seconds, 1),
-                "dashboard": str(self.dashboard) if self.dashboard else None}
+                "dashboard": str(self.dashboard) if self.dashboard else None,
+                "cost": {"host": self.host, "images_per_second": self.speeds,
+                         "training_seconds": self.training_seconds,
+                         "projected_seconds": self.projected_seconds}}
 
 
 def _key(*parts: Any) -> str:
@@ -103,7 +114,8 @@ class LocalEngine:
     """A pool of ``workers`` threads, each running one task process at a time."""
 
     def __init__(self, workers: int) -> None:
-        self.pool = cf.ThreadPoolExecutor(max_workers=max(1, workers),
+        self.parallel = max(1, workers)
+        self.pool = cf.ThreadPoolExecutor(max_workers=self.parallel,
                                           thread_name_prefix="grade")
 
     def submit(self, kind: str, payload: Any, timeout: float):
@@ -128,6 +140,7 @@ class DaskEngine:
             raise GradingError("usage", f"No Dask scheduler answered at {address} ({exc}). "
                                f"Start one with `dask scheduler` and workers with `dask worker "
                                f"{address} --nthreads 1` (README, 'Grading a class').") from None
+        self.parallel = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, kind: str, payload: Any, timeout: float):
         return self.client.submit(run_task, kind, payload, timeout, pure=False)
@@ -152,9 +165,9 @@ def _answer(future) -> dict[str, Any]:
 class _Run:
     """The state of one batch run: what is cached, running, and waiting for what."""
 
-    def __init__(self, batch: Batch, engine, report: Callable[[dict[str, Any], Summary], None]
-                 ) -> None:
-        self.batch, self.engine, self.report = batch, engine, report
+    def __init__(self, batch: Batch, engine, report: Callable[[dict[str, Any], Summary], None],
+                 announce: Callable[[str], None] = lambda line: None) -> None:
+        self.batch, self.engine, self.report, self.announce = batch, engine, report, announce
         self.summary = Summary()
         self.exercise = batch.exercise
         self.cache = batch.cache_dir
@@ -164,12 +177,11 @@ class _Run:
                                     sorted((k, str(v)) for k, v in batch.mirror.items()))
         self.train_context = _key(__version__, self.exercise.classes, self.exercise.image_size,
                                   self.exercise.validation_split, asdict(batch.profile), data_fp,
-                                  test_fp, batch.precision,
-                                  batch.deterministic)
+                                  test_fp, batch.precision, batch.deterministic, batch.train)
         self.job = pipeline.TrainingJob(batch.data_dir.resolve(),
                                         batch.test_data.resolve() if batch.test_data else None,
                                         self.exercise, batch.profile, batch.precision, self.cache,
-                                        batch.deterministic)
+                                        batch.deterministic, batch.max_minutes)
         self.pending: dict[Any, tuple[str, str]] = {}          # future → (kind, key)
         self.inspections: dict[str, list[Submission]] = defaultdict(list)
         self.trainings: dict[str, list[tuple[Submission, dict[str, Any]]]] = defaultdict(list)
@@ -259,6 +271,10 @@ class _Run:
 
     def need_training(self, submission: Submission, result: dict[str, Any],
                       answer: dict[str, Any]) -> None:
+        if not self.batch.train:
+            pipeline.checked(result, self.exercise)
+            self.write(submission, result)
+            return
         key = _key(self.train_context, result["model"]["architecture"])
         result["_info"], result["_config"] = answer.get("info"), answer["config"]
         cached = self.read_cache("train", key)
@@ -303,6 +319,27 @@ class _Run:
             self.write_cache("train", key, answer)
         for submission, result in self.trainings.pop(key, []):
             self.trained(submission, result, answer)
+        if "failed" not in answer:
+            self.project(answer)
+
+    def project(self, answer: dict[str, Any]) -> None:
+        """After each training: its measured speed, and the time the class still needs."""
+        from grader.cost import duration
+
+        summary, training = self.summary, answer.get("training") or {}
+        projection = training.get("projection") or {}
+        summary.host = projection.get("host") or summary.host
+        if projection.get("images_per_second"):
+            summary.speeds.append(projection["images_per_second"])
+        summary.training_seconds.append(float(answer.get("seconds") or 0.0))
+        mean = sum(summary.training_seconds) / len(summary.training_seconds)
+        left = len(self.trainings) + len(self.inspections)  # each may still need a training
+        parallel = getattr(self.engine, "parallel", 1)
+        summary.projected_seconds = round(left * mean / parallel, 1)
+        self.announce(f"class projection after {len(summary.training_seconds)} training(s) "
+                      f"({duration(mean)} each on {summary.host or 'this machine'}): about "
+                      f"{duration(summary.projected_seconds)} more for up to {left} "
+                      f"training(s) left on {parallel} worker(s)")
 
     def trained(self, submission: Submission, result: dict[str, Any],
                 answer: dict[str, Any]) -> None:
@@ -404,8 +441,11 @@ class _Run:
 
 
 def run(batch: Batch, report: Callable[[dict[str, Any], Summary], None] = lambda r, s: None,
-        announce: Callable[[int], None] = lambda n: None) -> Summary:
-    """Grade every submission of ``batch``; returns the summary (also written to batch.json)."""
+        announce: Callable[[int], None] = lambda n: None,
+        note: Callable[[str], None] = lambda line: None) -> Summary:
+    """Grade every submission of ``batch``; returns the summary (also written to batch.json).
+    ``report`` hears each student's result, ``announce`` the class size, ``note`` the class's
+    projected time after each training."""
     from reports.render import render_batch, write_text
 
     started = time.monotonic()
@@ -417,7 +457,7 @@ def run(batch: Batch, report: Callable[[dict[str, Any], Summary], None] = lambda
         raise GradingError("usage", f"No submissions found in {batch.submissions}.")
     announce(len(found.submissions))
     engine = DaskEngine(batch.scheduler) if batch.scheduler else LocalEngine(batch.workers)
-    state = _Run(batch, engine, report)
+    state = _Run(batch, engine, report, note)
     state.summary.students = len(found.submissions)
     state.summary.notes += found.notes
     try:

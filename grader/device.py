@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.cost import cpu_description
 from grader.lazy import tensorflow
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,7 @@ def detect(precision: str = "auto"):
     else:
         flags = cpu_flags()
         strategy = tf.distribute.get_strategy()
-        bf16 = "with native bf16" if flags & BF16_CPU_FLAGS else "without native bf16"
-        device = Device("cpu", 1, f"CPU ({_cores()} cores, {bf16})",
+        device = Device("cpu", 1, cpu_description(flags),
                         _pick(precision, cpu_precision(flags)))
     log.info("training on %s in %s", device.description, device.precision)
     return device, strategy
@@ -86,7 +86,3 @@ def _tpu():
 def _pick(requested: str, automatic: str) -> str:
     return automatic if requested == "auto" else requested
 
-
-def _cores() -> int:
-    import os
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

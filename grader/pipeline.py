@@ -43,6 +43,11 @@ class Request:
     mirror: dict[str, Path] = field(default_factory=dict)  # extra gs:// prefix → local folder
     deterministic: bool | None = None  # op determinism in trusted training; None: on for CPUs
     cache: Path | None = None       # decoded-data cache folder; None decodes in memory
+    train: bool = True              # False: stop after the rules (status "checked")
+    max_minutes: float | None = None  # stop a training projected to take longer than this
+
+
+Announce = Callable[[str], None]
 
 
 class _Clock:
@@ -66,25 +71,39 @@ class Inspection:
     info: ModelInfo | None
 
 
-def grade(request: Request) -> dict[str, Any]:
+def grade(request: Request, announce: Announce = log.info) -> dict[str, Any]:
     """Grade one submission and write its result.json and report.html. Never raises for a
-    problem with the submission: that becomes the result's ``error``."""
+    problem with the submission: that becomes the result's ``error``. ``announce`` hears
+    progress worth a line on the terminal: the training's measured speed and projection."""
     result, clock = start(request)
 
     def stages() -> None:
         inspection = inspect(request, result, clock)
-        if inspection.config is not None:
-            mark = time.perf_counter()
-            job = TrainingJob(request.data_dir, request.test_data, request.exercise,
-                              request.profile, request.precision, request.cache,
-                              request.deterministic)
-            trained = trusted_training(inspection.config, job)
-            clock.lap("train", mark)
-            finish(result, inspection.info, trained, request.exercise)
+        if inspection.config is not None and not request.train:
+            checked(result, request.exercise)
+        elif inspection.config is not None:
+            _train(request, inspection, result, clock, announce)
 
     guarded(result, stages, request.exercise)
     close(result, clock, request.out_dir)
     return result
+
+
+def _train(request: Request, inspection: Inspection, result: dict[str, Any], clock: _Clock,
+           announce: Announce) -> None:
+    """Trusted training, its projection announced and recorded before the bulk of it runs."""
+    mark = time.perf_counter()
+    job = TrainingJob(request.data_dir, request.test_data, request.exercise, request.profile,
+                      request.precision, request.cache, request.deterministic,
+                      request.max_minutes)
+
+    def projected(projection) -> None:  # recorded even when --max-minutes then stops it
+        result["training"]["projection"] = projection.as_dict()
+        announce(projection.line())
+
+    trained = trusted_training(inspection.config, job, projected)
+    clock.lap("train", mark)
+    finish(result, inspection.info, trained, request.exercise)
 
 
 def start(request: Request) -> tuple[dict[str, Any], _Clock]:
@@ -153,6 +172,14 @@ def inspect(request: Request, result: dict[str, Any], clock: _Clock) -> Inspecti
                       hints=hints.hints(info, None, request.exercise))
         return Inspection(None, info)
     return Inspection(config, info)
+
+
+def checked(result: dict[str, Any], exercise: Exercise) -> None:
+    """Every rule passed and training was not asked for (--no-train): the rule points only."""
+    checks = [rules.Check(**c) for c in result["checks"]]
+    result.update(status="checked", score=results.score(checks, None, exercise))
+    result["warnings"].append("Trusted training was skipped (--no-train): the model passed "
+                              "every rule, and its accuracy was not measured.")
 
 
 def finish(result: dict[str, Any], info: ModelInfo | None, trained: dict[str, Any],
@@ -247,6 +274,7 @@ class TrainingJob:
     precision: str
     cache: Path | None = None    # decoded-data cache (grade batch); None decodes in memory
     deterministic: bool | None = None  # None: on for CPUs (train.train)
+    max_minutes: float | None = None   # stop a training projected to take longer (grader.cost)
 
     def sources(self) -> list[datacache.Source]:
         """The decoded data training reads: the shards (split), then the test data (whole)."""
@@ -257,10 +285,18 @@ class TrainingJob:
         return found
 
 
-def trusted_training(config: dict[str, Any], job: TrainingJob) -> dict[str, Any]:
+def trusted_training(config: dict[str, Any], job: TrainingJob,
+                     on_projection: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Train the checked architecture on the grader's data: the training details, the accuracy
-    that decides (test data when given, else validation) and the sample predictions."""
+    that decides (test data when given, else validation) and the sample predictions.
+    ``on_projection`` hears the measured speed and projected duration (a
+    :class:`grader.cost.Projection`) after the first steps."""
     from grader.train import train
+
+    def projected(projection) -> bool:
+        if on_projection is not None:
+            on_projection(projection)
+        return True
 
     exercise, profile = job.exercise, job.profile
     splits, *test = [datacache.load(source, job.cache) for source in job.sources()]
@@ -268,7 +304,7 @@ def trusted_training(config: dict[str, Any], job: TrainingJob) -> dict[str, Any]
     val_split = datacache.capped(splits.splits["val"], profile.max_val_images)
     test_split = test[0].splits["all"] if test else None
     training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
-                     job.precision, job.deterministic)
+                     job.precision, job.deterministic, projected, job.max_minutes)
     details = training.as_dict()
     details["val_accuracy"] = training.validation.accuracy
     details["test_accuracy"] = training.test.accuracy if training.test else None

@@ -66,6 +66,13 @@ class Progress:
         click.echo(f"[{self.done}/{self.total}] {line} ({self.failed} failed, "
                    f"{_duration(elapsed)} elapsed, ~{_duration(left)} left)", err=True)
 
+    def note(self, line: str) -> None:
+        """A line between the students' lines (the class's projected time)."""
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            click.echo(line, err=True)
+
     def summary(self, summary: Any) -> None:
         """Counts by status, the work done and reused, and where the dashboard is."""
         statuses = ", ".join(f"{count} {status}" for status, count

@@ -151,8 +151,12 @@ def _main(spec_path: str) -> int:
     _quiet_tensorflow()
     spec = pickle.loads(Path(spec_path).read_bytes())
     kind, payload = spec["kind"], spec["payload"]
+    from grader.errors import GradingError
+
     try:
         answer = {"inspect": _inspect, "prepare": _prepare, "train": _train}[kind](payload)
+    except GradingError as exc:  # a message meant for the result as it is (e.g. --max-minutes)
+        answer = {"failed": exc.message.rstrip(".")}
     except Exception as exc:  # the driver turns this into an error result
         import traceback
         answer = {"failed": f"the {kind} step failed: {type(exc).__name__}: {exc}",

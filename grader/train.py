@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from grader import cost
 from grader.data import Split
+from grader.errors import GradingError
 from grader.exercise import Profile
 from grader.lazy import keras as keras_module, tensorflow
 
@@ -45,6 +48,7 @@ class Training:
     seconds: float                      # wall time of fit, evaluation included
     images_per_second: float            # training images per second of fit
     validation_seconds: float = 0.0     # of ``seconds``: per-epoch BN statistics and validation
+    projection: cost.Projection | None = None  # speed of the first steps, projected duration
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -117,38 +121,54 @@ def evaluate(model, split: Split, classes: int, profile: Profile) -> Evaluation:
     return Evaluation(accuracy, confusion.tolist(), per_class, predicted.tolist())
 
 
+Announce = Callable[[cost.Projection], bool]
+
+
 def train(config: dict[str, Any], train_split: Split, val_split: Split, test_split: Split | None,
           classes: int, profile: Profile, precision: str = "auto",
-          deterministic: bool | None = None) -> Training:
+          deterministic: bool | None = None, on_projection: Announce | None = None,
+          max_minutes: float | None = None) -> Training:
     """Train the architecture in ``config`` from fresh weights and evaluate it.
 
     ``deterministic`` (None: on for CPUs) turns on TensorFlow's op determinism, so the same
     architecture gets the same accuracy in every run and process: a resumed batch then equals
-    an uninterrupted one.
+    an uninterrupted one. After the first steps, ``on_projection`` hears the measured speed and
+    the projected duration (grader.cost); a projection over ``max_minutes`` stops the training
+    with a GradingError that says so.
     """
     steps = max(1, len(train_split.labels) // profile.batch_size)
     model, device, deterministic = compiled(config, profile, steps, precision, deterministic)
     started = time.perf_counter()
     calibration = make_dataset(train_split, classes, profile, False).take(BN_BATCHES)
     validate = _Validate(calibration, make_dataset(val_split, classes, profile, False))
+    forward = len(val_split.labels) + BN_EPOCH_BATCHES * profile.batch_size
+    meter = _Meter(profile, steps, forward, f"{device.description}, {device.precision}",
+                   on_projection or (lambda projection: True), max_minutes)
     # One iterator for the whole fit: Keras stops each epoch after `steps` batches, before the
     # iterator reports its end, so a fresh iterator per epoch would leave the old one's
     # background threads running, and destroying it waited for them (5-9 s an epoch here).
     # Each epoch is still one freshly shuffled pass over the training images.
     fit = model.fit(make_dataset(train_split, classes, profile, True).repeat(),
                     steps_per_epoch=steps, epochs=profile.epochs, verbose=0,
-                    callbacks=[validate])
+                    callbacks=[meter, validate])
+    if meter.refused:
+        raise GradingError("train", cost.too_slow_message(meter.projection, max_minutes))
     fit_seconds = time.perf_counter() - started - validate.seconds
     validation = evaluate(model, val_split, classes, profile)
     test = evaluate(model, test_split, classes, profile) if test_split is not None else None
     history = {key: [float(v) for v in values] for key, values in fit.history.items()
                if key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    cost.record({"profile": profile.name, "params": int(model.count_params()),
+                 "images": steps * profile.batch_size * profile.epochs,
+                 "fit_seconds": round(fit_seconds, 2),
+                 "seconds": round(time.perf_counter() - started, 2),
+                 "device": device.description, "precision": device.precision})
     return Training(history, validation, test, device.description, device.kind,
                     device.precision, profile.seed, deterministic, profile.epochs,
                     len(train_split.labels), len(val_split.labels),
                     round(time.perf_counter() - started, 2),
                     round(steps * profile.batch_size * profile.epochs / fit_seconds, 1),
-                    round(validate.seconds, 2))
+                    round(validate.seconds, 2), meter.projection)
 
 
 def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
@@ -228,6 +248,39 @@ def batch_norm_forward(model):
                                  reduce_retracing=True)
 
 
+def _Meter(profile: Profile, steps_per_epoch: int, forward_images: int, host: str,
+           announce: Announce, max_minutes: float | None):
+    """Times the first training steps (after the one that compiles), projects the whole
+    training from them, announces it, and stops the training when it is over the limit."""
+    keras = keras_module()
+    total = steps_per_epoch * profile.epochs
+    timed = min(cost.TIMED_STEPS, total - cost.WARMUP_STEPS)
+
+    class Meter(keras.callbacks.Callback):
+        projection: cost.Projection | None = None
+        refused = False
+
+        def on_train_begin(self, logs=None) -> None:
+            self.begun, self.marks = time.perf_counter(), []
+
+        def on_train_batch_end(self, batch: int, logs=None) -> None:
+            if self.projection is not None or timed < 1:
+                return
+            self.marks.append(time.perf_counter())
+            if len(self.marks) < cost.WARMUP_STEPS + timed:
+                return
+            first = self.marks[cost.WARMUP_STEPS - 1]
+            rate = timed * profile.batch_size / max(self.marks[-1] - first, 1e-9)
+            self.projection = cost.project(rate, timed, profile.epochs, steps_per_epoch,
+                                           profile.batch_size, forward_images,
+                                           first - self.begun, host)
+            if not announce(self.projection) or cost.exceeds(self.projection, max_minutes):
+                self.refused = True
+                self.model.stop_training = True
+
+    return Meter()
+
+
 def _Validate(calibration, validation):
     """After each epoch: precise BN statistics, then validation, recorded in the epoch's logs
     (the History callback runs after this one and keeps them). Logs one line per epoch."""
@@ -238,6 +291,8 @@ def _Validate(calibration, validation):
         forward = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if self.model.stop_training:  # stopped by the cost limit: nothing to validate
+                return
             started = time.perf_counter()
             logs = logs if logs is not None else {}
             last = epoch + 1 >= self.params.get("epochs", 0)

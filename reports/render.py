@@ -18,7 +18,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from reports import exports
 
-STATUS_TEXT = {"graded": "Graded", "rejected": "Rejected", "error": "Could not be graded"}
+STATUS_TEXT = {"graded": "Graded", "rejected": "Rejected", "error": "Could not be graded",
+               "checked": "Rules passed (not trained)"}
 RESULT_NAME = "result.json"
 
 
