@@ -114,8 +114,9 @@ def _move_in(staging: Path, out_dir: Path) -> tuple[Path, ...]:
 # ---------------------------------------------------------------- synth and import
 
 def synthesize(out_dir: Path, classes: tuple[str, ...], images: int, size: int,
-               seed: int, shards: int = DEFAULT_SHARDS) -> ShardSet:
-    """Write ``images`` procedural flowers (grader.synth) as shards."""
+               seed: int, shards: int = DEFAULT_SHARDS, clutter: float = 1.0) -> ShardSet:
+    """Write ``images`` procedural flowers (grader.synth) as shards; ``clutter`` scales the
+    nuisances around the flowers (1: all of them, 0: none)."""
     from grader import synth
 
     if images < len(classes):
@@ -123,7 +124,10 @@ def synthesize(out_dir: Path, classes: tuple[str, ...], images: int, size: int,
                         f"({len(classes)}).")
     if not 32 <= size <= 1024:
         raise DataError(f"--size {size} is out of range: use 32 to 1024 pixels.")
-    return write_shards(synth.examples(images, size, seed), images, out_dir, classes, shards)
+    if not 0.0 <= clutter <= 1.0:
+        raise DataError(f"--clutter {clutter} is out of range: use 0 to 1.")
+    return write_shards(synth.examples(images, size, seed, clutter), images, out_dir, classes,
+                        shards)
 
 
 def list_photos(photos_dir: Path, classes: tuple[str, ...]) -> list[tuple[Path, int]]:

@@ -324,7 +324,7 @@ _PAINTERS: tuple[Callable[[_Canvas, _Palette, Rng], None], ...] = (
 # ---------------------------------------------------------------- background and clutter
 
 
-def _backdrop(size: int, pal: _Palette, rng: Rng) -> Image.Image:
+def _backdrop(size: int, pal: _Palette, rng: Rng, clutter: float = 1.0) -> Image.Image:
     """Two colours blended by smooth random blotches, plus mid-frequency mottling."""
     # Pillow's C paths (resize, composite, add) keep this a small part of the budget.
     k = int(rng.integers(2, 6))
@@ -334,35 +334,35 @@ def _backdrop(size: int, pal: _Palette, rng: Rng) -> Image.Image:
         Image.new("RGB", (size, size), pal.back_b), Image.new("RGB", (size, size), pal.back_a), mask
     )
     g = max(2, size // 12)
-    amp = rng.uniform(0.0, 40.0)
+    amp = rng.uniform(0.0, 40.0) * clutter
     mottle = Image.fromarray((rng.random((g, g)) * amp).astype(np.uint8), "L")
     mottle = mottle.resize((size, size), Image.BICUBIC)
     return ImageChops.add(back, Image.merge("RGB", (mottle,) * 3), 1.0, -int(amp / 2))
 
 
-def _clutter(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
+def _clutter(cv: _Canvas, pal: _Palette, rng: Rng, clutter: float = 1.0) -> None:
     """Grass, leaves and blobs in every class, in the palette's own colours."""
     side = cv.side
-    for _ in range(int(rng.integers(0, 24))):
+    for _ in range(int(rng.integers(0, 24) * clutter)):
         x, y = side * rng.random(), side * rng.uniform(0.2, 1.2)
         length, lean = side * rng.uniform(0.1, 0.5), rng.normal(0, 0.35)
         blade = _jitter(_mix(pal.stem, pal.back_b, rng.random() * 0.6), rng)
         # Negative length: blades grow up from the ground instead of hanging down.
         _stem(cv, x, y, -length, lean, cv.line * rng.uniform(1, 3), blade)
-    for _ in range(int(rng.integers(0, 4))):
+    for _ in range(int(rng.integers(0, 4) * clutter)):
         x, y = side * rng.random(), side * rng.random()
         colour = _jitter(pal.stem, rng, 0.3)
         _leaf(cv, x, y, side * rng.uniform(0.1, 0.3), rng.uniform(0, 6.3), colour, rng)
     colours = (pal.petal, pal.centre, pal.back_b, pal.stem)
-    for _ in range(int(rng.integers(0, 8))):
+    for _ in range(int(rng.integers(0, 8) * clutter)):
         x, y = side * rng.random(), side * rng.random()
         c = _mix(colours[int(rng.integers(0, 4))], pal.back_a, rng.uniform(0.2, 0.7))
         _disc(cv, x, y, side * rng.uniform(0.01, 0.045), c)
 
 
-def _occlude(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
+def _occlude(cv: _Canvas, pal: _Palette, rng: Rng, clutter: float = 1.0) -> None:
     """Now and then a big foreground leaf, grown in from an edge, hides part of the subject."""
-    if rng.random() >= 0.2:
+    if rng.random() >= 0.2 * clutter:
         return
     side = cv.side
     edge = int(rng.integers(0, 4))
@@ -376,9 +376,9 @@ def _occlude(cv: _Canvas, pal: _Palette, rng: Rng) -> None:
 # ---------------------------------------------------------------- camera
 
 
-def _camera(img: Image.Image, rng: Rng) -> np.ndarray:
+def _camera(img: Image.Image, rng: Rng, clutter: float = 1.0) -> np.ndarray:
     """Focus blur, white balance, sensor noise and JPEG: nuisances shared by all classes."""
-    if rng.random() < 0.15:
+    if rng.random() < 0.15 * clutter:
         img = _soften(img, rng.uniform(1.2, 1.8))
     # Per-channel gain (white balance) times overall exposure, applied as a lookup table.
     gain = rng.uniform(0.85, 1.15, 3) * rng.uniform(0.8, 1.2)
@@ -386,7 +386,7 @@ def _camera(img: Image.Image, rng: Rng) -> np.ndarray:
     lut = np.clip(np.concatenate([ramp * g for g in gain]), 0, 255).astype(np.uint8)
     img = img.point(lut.tolist())
     # Grey (luminance) noise only: a third of the cost, and JPEG smears chroma anyway.
-    sigma = rng.uniform(0.0, 6.0)
+    sigma = rng.uniform(0.0, 6.0) * clutter
     noise = rng.standard_normal((img.height, img.width, 1), dtype=np.float32) * sigma
     arr = np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8)
     buf = io.BytesIO()
@@ -406,10 +406,13 @@ def _soften(img: Image.Image, factor: float) -> Image.Image:
 # ---------------------------------------------------------------- public API
 
 
-def render(class_index: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def render(class_index: int, size: int, rng: np.random.Generator,
+           clutter: float = 1.0) -> np.ndarray:
     """One RGB uint8 image of shape (size, size, 3) showing flowers of `class_index`.
 
     All randomness comes from `rng`, so the same generator state gives the same bytes.
+    ``clutter`` scales the nuisances (grass, blobs, occluding leaves, mottling, blur, noise):
+    1 is the full set, 0 leaves only the flowers, their colours and the lighting.
     """
     if not 0 <= class_index < len(CLASSES):
         raise ValueError(f"class_index must be in 0..{len(CLASSES) - 1}, got {class_index}")
@@ -417,19 +420,20 @@ def render(class_index: int, size: int, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"size must be at least 8, got {size}")
     pal = _palette(rng)
     # Clutter is drawn at output size and blurred: background stays softer than subject.
-    back = _backdrop(size, pal, rng)
-    _clutter(_Canvas(ImageDraw.Draw(back), size, max(1, size // 160)), pal, rng)
+    back = _backdrop(size, pal, rng, clutter)
+    _clutter(_Canvas(ImageDraw.Draw(back), size, max(1, size // 160)), pal, rng, clutter)
     back = _soften(back, rng.uniform(1.5, 4.0) if rng.random() < 0.85 else 1.0)
     # Nearest-neighbour enlarging is exact here: the final box reduce gives the pixels back.
     side = size * _SUPERSAMPLE
     canvas = back.resize((side, side), Image.NEAREST)
     cv = _Canvas(ImageDraw.Draw(canvas), side, max(1, round(side / 192)))
     _PAINTERS[class_index](cv, pal, rng)
-    _occlude(cv, pal, rng)
-    return _camera(canvas.reduce(_SUPERSAMPLE), rng)
+    _occlude(cv, pal, rng, clutter)
+    return _camera(canvas.reduce(_SUPERSAMPLE), rng, clutter)
 
 
-def examples(count: int, size: int, seed: int) -> Iterator[tuple[np.ndarray, int]]:
+def examples(count: int, size: int, seed: int,
+             clutter: float = 1.0) -> Iterator[tuple[np.ndarray, int]]:
     """`count` images, classes balanced round-robin-shuffled, fully deterministic for a seed.
 
     Each run of five consecutive images holds every class once, in a shuffled order.
@@ -443,4 +447,4 @@ def examples(count: int, size: int, seed: int) -> Iterator[tuple[np.ndarray, int
         if pos == 0:
             order = np.random.default_rng([seed, block, 1]).permutation(len(CLASSES))
         label = int(order[pos])
-        yield render(label, size, np.random.default_rng([seed, i, 0])), label
+        yield render(label, size, np.random.default_rng([seed, i, 0]), clutter), label
