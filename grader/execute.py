@@ -272,12 +272,19 @@ def _tail(log_file, limit: int = 2000) -> str:
 
 def _crashed_thread(text: str) -> str | None:
     """From faulthandler's report ("Fatal Python error: Segmentation fault", then every
-    thread's stack, the crashing one first), the error line and that thread's stack."""
+    thread's stack), the lines native code wrote just before it, the error line, and one
+    stack: the crashing thread's when it runs Python ("Current thread"), else the kernel's
+    main thread, which shows the line of the cell that was running."""
     start = text.rfind("Fatal Python error:")
     if start < 0:
         return None
-    blocks = text[start:].split("\n\n")
-    return "\n\n".join(blocks[:2]).strip()
+    before = text[:start].strip().splitlines()[-4:]
+    header, *blocks = text[start:].split("\n\n")
+    threads = [block for block in blocks if "(most recent call first)" in block]
+    chosen = next((b for b in threads if b.startswith("Current thread")), None) or \
+        next((b for b in threads if "ipykernel_launcher" in b), None) or \
+        (threads[0] if threads else "")
+    return "\n".join([*before, header, "", chosen]).strip()
 
 
 # What a signal that ends a kernel says about the cause, for the student and the instructor.

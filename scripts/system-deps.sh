@@ -16,8 +16,16 @@ if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    echo "installing system packages: ${missing[*]} ..."
+    log=$(mktemp)
+    # apt and debconf talk a lot; their words matter only when the install fails.
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq "${missing[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
 else
     echo "note: system packages not installed: ${missing[*]} (run as root to install them)" >&2
 fi

@@ -1,23 +1,143 @@
-"""Shared fixtures: notebooks built from cells, synthetic shard sets, and the `grade` command."""
+"""Shared fixtures: notebooks built from cells, synthetic shard sets, and the `grade` command;
+the markers each test file gets, checked against what its tests really do; and the end-of-run
+account of the host and of everything the suite trained."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from grader import cost, device
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 SHARED_PHOTOS = ROOT.parent / "shared" / "flowers-photos"
 STUDENT_NOTEBOOK = ROOT / "exercises" / "flowers-cnn" / "flowers-cnn.ipynb"
 REFERENCE_NOTEBOOK = ROOT / "reference" / "flowers-cnn.ipynb"
+
+# What each test file does beyond plain Python, as markers: `kernel` (starts Jupyter kernels),
+# `training` (trusted training with TensorFlow), `real_photos` (trains on
+# ../shared/flowers-photos). Files not listed are the fast layer: `pytest -m "not kernel and not
+# training"`. After each test the ledger (below) says whether it started a kernel or trained, and
+# a test that did either without its marker fails, so the markers cannot drift from the truth.
+FILE_MARKERS: dict[str, tuple[str, ...]] = {
+    "test_acceptance.py": ("kernel", "training"),
+    "test_batch.py": ("kernel", "training"),
+    "test_calibration.py": ("kernel", "training", "real_photos"),
+    "test_grade_notebook.py": ("kernel", "training"),
+    "test_reports.py": ("kernel", "training"),
+    "test_rules.py": ("kernel",),
+    "test_runtime_emulation.py": ("kernel", "training"),
+    "test_sandbox.py": ("kernel",),
+}
+# The AVX2-only host of this machine kind: the speed CI has to fit (reference architecture,
+# float32, 2 cores). The end-of-run account projects the suite's training onto it.
+SLOW_HOST_IMAGES_PER_SECOND = 11.0
+REFERENCE_SIZED = 100_000   # parameters: models priced like the reference (294k)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every grader process the suite starts appends to a ledger (grader.cost.record)."""
+    folder = Path(os.environ.get("FLOWERS_TEST_LEDGER_DIR") or
+                  Path(config.rootpath) / "build" / "test-ledger")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.jsonl"):
+        stale.unlink()
+    config.stash[LEDGER_DIR] = folder
+    os.environ[cost.LEDGER_VARIABLE] = str(folder / "session.jsonl")
+
+
+LEDGER_DIR = pytest.StashKey[Path]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in FILE_MARKERS.get(item.path.name, ()):
+            item.add_marker(name)
+
+
+def _entries(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+@pytest.fixture(autouse=True)
+def _ledger(request: pytest.FixtureRequest) -> Iterator[None]:
+    """This test's own ledger; afterwards, what it did must be covered by its markers."""
+    folder = request.config.stash[LEDGER_DIR]
+    name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    path = folder / f"test-{name}.jsonl"
+    saved = os.environ[cost.LEDGER_VARIABLE]
+    os.environ[cost.LEDGER_VARIABLE] = str(path)
+    try:
+        yield
+    finally:
+        os.environ[cost.LEDGER_VARIABLE] = saved
+    did = {"kernel" if "kernel" in e else "training" for e in _entries(path)}
+    marked = {m.name for m in request.node.iter_markers()}
+    assert did <= marked, (f"{request.node.nodeid} did {sorted(did - marked)} without the "
+                           f"marker: add it in tests/conftest.py FILE_MARKERS")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The host, and what the whole suite trained: per model, and projected on the slow host."""
+    entries = [e for path in sorted(config.stash[LEDGER_DIR].glob("*.jsonl"))
+               for e in _entries(path)]
+    trainings = [e for e in entries if "images" in e]
+    flags = device.cpu_flags()
+    write = terminalreporter.write_line
+    terminalreporter.section("host and training account")
+    write(f"host: {cost.cpu_description(flags)}; "
+          + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in cost.SPEED_FLAGS)
+          + f"; precision chosen: {device.cpu_precision(flags)}")
+    kernels = sum("kernel" in e for e in entries)
+    images = sum(e["images"] for e in trainings)
+    write(f"kernels started: {kernels}; trusted trainings: {len(trainings)}, "
+          f"{images:,} training images in all (outside the calibrated run: "
+          f"{sum(e['images'] for e in trainings if e['profile'] != 'full'):,})")
+    by_model: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for entry in trainings:
+        by_model[(entry["profile"], entry["params"])].append(entry)
+    for (profile, params), group in sorted(by_model.items()):
+        seen = sum(e["images"] for e in group)
+        seconds = sum(e["seconds"] for e in group)
+        write(f"  {params:>9,} parameters, profile {profile}: {len(group)} training(s), "
+              f"{seen:,} images, {seconds:.0f} s ({seconds / seen:.3f} s per image, "
+              f"set-up and validation included)")
+    write(_slow_host_projection(trainings))
+    for line in config.stash.get(CALIBRATION_LINES, []):
+        write(line)
+
+
+CALIBRATION_LINES = pytest.StashKey[list[str]]()
+
+
+def _slow_host_projection(trainings: list[dict]) -> str:
+    """The suite's training time on the AVX2-only host: reference-sized models at its measured
+    11 images/s, the others slowed by the ratio this host's reference-sized trainings show."""
+    reference = [e for e in trainings if e["params"] >= REFERENCE_SIZED]
+    here = (sum(e["images"] for e in reference) / sum(e["fit_seconds"] for e in reference)
+            if reference else SLOW_HOST_IMAGES_PER_SECOND)
+    slower = max(1.0, here / SLOW_HOST_IMAGES_PER_SECOND)
+    measured = sum(e["seconds"] for e in trainings)
+    projected = sum(e["seconds"] * slower if e["params"] < REFERENCE_SIZED else
+                    e["images"] / SLOW_HOST_IMAGES_PER_SECOND + e["seconds"] - e["fit_seconds"]
+                    for e in trainings)
+    return (f"training time: {measured:.0f} s measured here; about {projected:.0f} s on the "
+            f"AVX2-only host ({SLOW_HOST_IMAGES_PER_SECOND:g} images/s for reference-sized "
+            f"models; this host's were {here:.1f} images/s)")
 
 
 class Graded:
@@ -37,6 +157,28 @@ def run_grade(*args: str | Path, timeout: int = 3600) -> subprocess.CompletedPro
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def grade_here(capsys: pytest.CaptureFixture) -> Callable[..., subprocess.CompletedProcess]:
+    """The `grade` command run in this process, as its entry point runs it: for the fast tests
+    of commands that start no kernel (TensorFlow is then imported once per session, not once
+    per command)."""
+    from grader.cli import main
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess:
+        saved, sys.argv = sys.argv, ["grade", *map(str, args)]
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.argv = saved
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
 
 
 def grade_notebook(notebook: Path, data: Path, out: Path, *extra: str) -> Graded:

@@ -35,8 +35,8 @@ def test_missing_option_is_a_usage_error(tmp_path) -> None:
     assert "Traceback" not in process.stderr
 
 
-def test_unknown_profile_is_a_usage_error(tmp_path, small_data) -> None:
-    process = run_grade("notebook", tmp_path / "x.ipynb", "--data", small_data, "--out",
+def test_unknown_profile_is_a_usage_error(tmp_path) -> None:
+    process = run_grade("notebook", tmp_path / "x.ipynb", "--data", tmp_path, "--out",
                         tmp_path / "out", "--profile", "turbo")
     assert process.returncode == 2
     assert "Unknown profile 'turbo'" in process.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED_PHOTOS, run_grade
+from conftest import SHARED_PHOTOS
 from grader.data import SHARD_NAME, iter_records, shard_files, split_files
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -30,8 +30,8 @@ def _check_records(records: list[dict], size: int) -> None:
                                            for i in range(5)]
 
 
-def test_synth_writes_codelab_shards(tmp_path: Path) -> None:
-    process = run_grade("data", "synth", "--out", tmp_path, "--images", 50, "--size", 64,
+def test_synth_writes_codelab_shards(tmp_path: Path, grade_here) -> None:
+    process = grade_here("data", "synth", "--out", tmp_path, "--images", 50, "--size", 64,
                         "--seed", 3, "--shards", 4)
     assert process.returncode == 0, process.stderr
     files = shard_files(tmp_path)
@@ -43,17 +43,19 @@ def test_synth_writes_codelab_shards(tmp_path: Path) -> None:
     assert set(Counter(r["class"] for r in records).values()) == {10}
 
 
-def test_synth_is_deterministic_per_seed(tmp_path: Path) -> None:
+def test_synth_is_deterministic_per_seed(tmp_path: Path, grade_here) -> None:
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        assert run_grade("data", "synth", "--out", tmp_path / name, "--images", 10,
+        assert grade_here("data", "synth", "--out", tmp_path / name, "--images", 10,
                          "--size", 48, "--seed", seed).returncode == 0
     images = {name: [r["image"] for r in _records(tmp_path / name)] for name in "abc"}
     assert images["a"] == images["b"]
     assert images["a"] != images["c"]
 
 
-def test_codelab_split_is_first_19_percent_of_sorted_files(small_data: Path) -> None:
-    train, validation = split_files(shard_files(small_data), 0.19)
+def test_codelab_split_is_first_19_percent_of_sorted_files(tmp_path: Path) -> None:
+    for index in (15, 2, 0, 9, 1, 10, 3, 4, 5, 6, 7, 8, 11, 12, 13, 14):  # any order on disk
+        (tmp_path / f"flowers{index:02d}-10.tfrec").write_bytes(b"")
+    train, validation = split_files(shard_files(tmp_path), 0.19)
     assert [f.name[:9] for f in validation] == ["flowers00", "flowers01", "flowers02"]
     assert len(train) == 13 and all(SHARD_NAME.match(f.name) for f in train)
 
@@ -65,13 +67,13 @@ def _photo(path: Path, size: tuple[int, int], colour: int) -> None:
     Image.fromarray(pixels).save(path)
 
 
-def test_import_fills_and_centre_crops(tmp_path: Path) -> None:
+def test_import_fills_and_centre_crops(tmp_path: Path, grade_here) -> None:
     photos = tmp_path / "flower_photos"
     for index, name in enumerate(CLASSES):
         _photo(photos / name / f"{index}a.jpg", (400, 256), 40 * index)
         _photo(photos / name / f"{index}b.png", (256, 300), 40 * index)
     (photos / "LICENSE.txt").write_text("CC-BY")  # the public archive has one at the top
-    process = run_grade("data", "import", photos, "--out", tmp_path / "shards", "--size", 96)
+    process = grade_here("data", "import", photos, "--out", tmp_path / "shards", "--size", 96)
     assert process.returncode == 0, process.stderr
     assert "wrote 10 images (daisy 2, dandelion 2, roses 2, sunflowers 2, tulips 2)" \
         in process.stdout
@@ -86,7 +88,8 @@ def test_import_fills_and_centre_crops(tmp_path: Path) -> None:
     ("empty", "No photos found"),
     ("missing", "is not a folder"),
 ])
-def test_import_refuses_bad_input_clearly(tmp_path: Path, problem: str, expected: str) -> None:
+def test_import_refuses_bad_input_clearly(tmp_path: Path, problem: str, expected: str,
+                                         grade_here) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     if problem == "unknown_class":
@@ -99,7 +102,7 @@ def test_import_refuses_bad_input_clearly(tmp_path: Path, problem: str, expected
     elif problem == "missing":
         photos = tmp_path / "nowhere"
     out = tmp_path / "out"
-    process = run_grade("data", "import", photos, "--out", out)
+    process = grade_here("data", "import", photos, "--out", out)
     assert process.returncode == 1
     assert expected in process.stderr
     assert "Traceback" not in process.stderr
@@ -108,8 +111,8 @@ def test_import_refuses_bad_input_clearly(tmp_path: Path, problem: str, expected
         assert "broken.jpg" in process.stderr
 
 
-def test_synth_refuses_too_few_images(tmp_path: Path) -> None:
-    process = run_grade("data", "synth", "--out", tmp_path, "--images", 3)
+def test_synth_refuses_too_few_images(tmp_path: Path, grade_here) -> None:
+    process = grade_here("data", "synth", "--out", tmp_path, "--images", 3)
     assert process.returncode == 1
     assert "at least one per class" in process.stderr
 
@@ -120,4 +123,7 @@ def test_import_reads_every_real_photo_folder(tmp_path: Path) -> None:
     from grader.data import list_photos
 
     photos = list_photos(SHARED_PHOTOS, tuple(CLASSES))
-    assert Counter(label for _, label in photos) == {i: 480 for i in range(5)}
+    on_disk = {index: sum(1 for f in (SHARED_PHOTOS / name).iterdir()
+                          if f.suffix.lower() in (".jpg", ".jpeg", ".png"))
+               for index, name in enumerate(CLASSES)}
+    assert Counter(label for _, label in photos) == on_disk

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_grade
 from grader.data import iter_records, shard_files
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -87,11 +86,15 @@ def served() -> Iterator[tuple[Server, str, str]]:
     httpd.shutdown()
 
 
-def _fetch(out: Path, url: str, sha: str):
-    return run_grade("data", "fetch", "--out", out, "--size", 64, "--url", url, "--sha256", sha)
+@pytest.fixture
+def _fetch(grade_here):
+    def fetch(out: Path, url: str, sha: str):
+        return grade_here("data", "fetch", "--out", out, "--size", 64, "--url", url,
+                          "--sha256", sha)
+    return fetch
 
 
-def test_fetch_downloads_verifies_and_imports(served, tmp_path: Path) -> None:
+def test_fetch_downloads_verifies_and_imports(served, tmp_path: Path, _fetch) -> None:
     state, url, sha = served
     process = _fetch(tmp_path, url, sha)
     assert process.returncode == 0, process.stderr
@@ -105,7 +108,7 @@ def test_fetch_downloads_verifies_and_imports(served, tmp_path: Path) -> None:
     assert state.requests == [None]
 
 
-def test_an_interrupted_download_resumes(served, tmp_path: Path) -> None:
+def test_an_interrupted_download_resumes(served, tmp_path: Path, _fetch) -> None:
     state, url, sha = served
     state.cut_after = len(state.body) // 3
     first = _fetch(tmp_path, url, sha)
@@ -120,7 +123,8 @@ def test_an_interrupted_download_resumes(served, tmp_path: Path) -> None:
     assert len(shard_files(tmp_path)) == 10 and not part.exists()
 
 
-def test_a_corrupted_download_is_refused_and_restarts_clean(served, tmp_path: Path) -> None:
+def test_a_corrupted_download_is_refused_and_restarts_clean(served, tmp_path: Path,
+                                                            _fetch) -> None:
     state, url, sha = served
     state.corrupt = True
     process = _fetch(tmp_path, url, sha)
@@ -133,7 +137,7 @@ def test_a_corrupted_download_is_refused_and_restarts_clean(served, tmp_path: Pa
     assert state.requests == [None, None]
 
 
-def test_offline_gives_a_clear_error(tmp_path: Path) -> None:
+def test_offline_gives_a_clear_error(tmp_path: Path, _fetch) -> None:
     # Nothing listens on this port: connection refused, as on a machine without network.
     import socket
 

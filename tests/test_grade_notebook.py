@@ -1,4 +1,5 @@
-"""`grade notebook` end to end: broken submissions end in a result, never in a traceback."""
+"""`grade notebook` end to end: broken submissions end in a result, never in a traceback; the
+cost of a training is projected from its first steps, and --max-minutes stops it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from conftest import NOTEBOOKS, grade_notebook
+from conftest import NOTEBOOKS, STUDENT_NOTEBOOK, grade_notebook
+from grader.exercise import load_exercise
 
-pytestmark = pytest.mark.kernel
 
 
 def _assert_error(graded, stage: str, *phrases: str, cell: int | None = None) -> None:
@@ -83,9 +84,38 @@ def test_parameters_are_injected_after_the_tagged_cell(make_notebook, small_data
         "    keras.layers.Conv2D(32, 3, activation='relu'),\n"
         "    keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5, activation='softmax')])",
     ], tags={0: ["parameters"]})
-    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--profile", "smoke")
+    graded = grade_notebook(notebook, small_data, tmp_path / "out", "--no-train")
     assert graded.result["error"] is None, graded.result["error"]
-    assert graded.result["status"] == "graded"
+    assert graded.result["status"] == "checked" and graded.exit_code == 0
     assert graded.result["model"]["params"] == 448 + 4640 + 165
-    assert graded.result["warnings"] == []
-    assert graded.result["training"]["epochs"] == 1
+    assert graded.result["warnings"] == [
+        "Trusted training was skipped (--no-train): the model passed every rule, and its "
+        "accuracy was not measured."]
+
+
+def test_the_projection_is_printed_and_recorded_before_training(small_data: Path,
+                                                                tmp_path: Path) -> None:
+    graded = grade_notebook(STUDENT_NOTEBOOK, small_data, tmp_path, "--profile", "smoke")
+    projection = graded.result["training"]["projection"]
+    profile = load_exercise().profile("smoke")
+    assert projection["images_per_second"] > 0 and projection["epochs"] == profile.epochs
+    assert projection["timed_steps"] == profile.max_train_images // profile.batch_size - 1
+    training = graded.result["training"]
+    assert projection["host"] == f"{training['device']}, {training['precision']}"
+    line = next(l for l in graded.stderr.splitlines() if l.startswith("trusted training:"))
+    assert f"{projection['images_per_second']:.1f} images/s measured on" in line
+    assert graded.result["status"] == "graded"
+
+
+def test_max_minutes_stops_a_training_projected_to_take_longer(small_data: Path,
+                                                               tmp_path: Path) -> None:
+    # 0.001 minutes: whatever this machine's speed, the projection is over the limit.
+    graded = grade_notebook(STUDENT_NOTEBOOK, small_data, tmp_path, "--profile", "smoke",
+                            "--max-minutes", "0.001")
+    result = graded.result
+    assert graded.exit_code == 1 and "Traceback" not in graded.stderr
+    assert result["status"] == "error" and result["error"]["stage"] == "train"
+    assert "more than the 0.001 minutes allowed by --max-minutes" in result["error"]["message"]
+    projection = result["training"]["projection"]
+    assert f"{projection['images_per_second']:.1f} images/s" in result["error"]["message"]
+    assert result["training"]["history"] == {}
