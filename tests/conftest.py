@@ -237,8 +237,9 @@ def _running_grader_processes() -> list[str]:
             continue
         uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")),
                    "")
-        if uid.isdigit() and int(uid) >= 200_000 or any(k in command for k in
-                                 ("ipykernel_launcher", "bwrap", "grader.tasks")):
+        program = Path(command.split(" ", 1)[0]).name
+        if uid.isdigit() and int(uid) >= 200_000 or program == "bwrap" or any(
+                k in command for k in ("ipykernel_launcher", "grader.tasks")):
             alive.append(f"{proc.name} uid={uid}: {command[:100]}")
     return alive
 
