@@ -267,7 +267,9 @@ def _tail(log_file, limit: int = 2000) -> str:
     lines = log_file.read().decode("utf-8", "replace").splitlines()[1 if start else 0:]
     kept = [line for line in lines if not LIBRARY_LOG.match(line)]
     text = KERNEL_BANNER.sub("", "\n".join(kept)).strip()
-    return (_crashed_thread(text) or text)[-limit:]
+    crash = _crashed_thread(text)
+    # A crash report reads from the top (the native words, then the innermost frames).
+    return crash[:limit] if crash else text[-limit:]
 
 
 def _crashed_thread(text: str) -> str | None:
