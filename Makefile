@@ -26,7 +26,7 @@ demo: $(STAMP)
 test: install
 	$(VENV)/bin/pytest
 
-# The fast layer: no kernel, no training (about a minute). What a developer runs all the time.
+# The fast layer: no kernel, no training (seconds). What a developer runs all the time.
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not kernel and not training"
 
