@@ -218,9 +218,20 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def quick_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The acceptance data: `grade data synth --seed 1`, default size, for the quick profile."""
-    return _synth(tmp_path_factory.mktemp("quick-data"), 1280, 1)
+def playground_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards with 165 validation images (3 of 16 shards hold 19%): the codelab's playground
+    notebook takes 160 of them and indexes up to the 100th."""
+    return _synth(tmp_path_factory.mktemp("playground-data"), 880, 1)
+
+
+@pytest.fixture(scope="session")
+def student_smoke(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Graded:
+    """The untouched student notebook graded with the smoke profile, the small shards also
+    given as private test data: one grading for the tests of its projection and of the verdict
+    on test data."""
+    out = tmp_path_factory.mktemp("student-smoke")
+    return Graded(run_grade("notebook", STUDENT_NOTEBOOK, "--data", small_data, "--out", out,
+                            "--profile", "smoke", "--test-data", small_data), out)
 
 
 def _running_grader_processes() -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STUDENT_NOTEBOOK, Graded, run_grade
+from conftest import run_grade
 from grader.demo import DEMO_PROFILE
 from grader.exercise import load_exercise
 
@@ -55,11 +55,8 @@ def test_the_untouched_student_notebook_passes_the_rules_and_fails_on_accuracy(d
     assert "533 parameters" in (out / "student" / "report.html").read_text()
 
 
-def test_test_data_decides_the_verdict(small_data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "T"
-    graded = Graded(run_grade("notebook", STUDENT_NOTEBOOK, "--data", small_data, "--out", out,
-                              "--profile", "smoke", "--test-data", small_data), out)
-    training = graded.result["training"]
+def test_test_data_decides_the_verdict(student_smoke) -> None:
+    training = student_smoke.result["training"]
     assert training["test_accuracy"] is not None
-    assert graded.result["accuracy"] == training["test_accuracy"]
+    assert student_smoke.result["accuracy"] == training["test_accuracy"]
     assert sum(map(sum, training["test"]["confusion"])) == 160

@@ -2,7 +2,8 @@
 SIGKILL; and on a Dask LocalCluster started here. Every run trains for real with the smoke
 profile (what is tested is the batch's bookkeeping, not the accuracy); the SIGKILL and Dask runs
 start from the first run's cached inspections (all of them, or all but two for Dask), so their
-time goes to training, where the interruption and the determinism matter."""
+time goes to training, where the interruption and the determinism matter; the Dask run also
+reuses the trainings of all but two architectures."""
 
 from __future__ import annotations
 
@@ -179,16 +180,23 @@ def test_a_changed_submission_is_graded_again(submissions, small_data: Path,
     assert hal["model"]["architecture"] != gus["model"]["architecture"]
 
 
-def _seed_inspections(source: Path, out: Path, leave_out: tuple[str, ...] = ()) -> None:
-    """Copy a batch's cached inspections into a new batch's cache, but those of the students
-    named (their notebooks are then executed again)."""
-    left = {json.loads((source / name / "result.json").read_text())["submission"]["sha256"]
-            for name in leave_out}
-    target = out / ".cache" / "inspect"
+def _seed_cache(source: Path, out: Path, kind: str, leave_out: tuple[str, ...] = ()) -> None:
+    """Copy a batch's cached answers of one kind ("inspect" or "train") into a new batch's
+    cache, but those of the students named: their notebooks are executed again, or their
+    architectures trained again. An answer is matched to a student by what it gave the result:
+    the submission's digest for an inspection, the training history for a training."""
+    def mark(answer: dict) -> str:
+        found = answer["result"]["submission"]["sha256"] if kind == "inspect" \
+            else answer["training"]["history"]
+        return json.dumps(found, sort_keys=True)
+
+    left = {mark({"result": r, "training": r["training"]})
+            for r in (json.loads((source / name / "result.json").read_text())
+                      for name in leave_out)}
+    target = out / ".cache" / kind
     target.mkdir(parents=True)
-    for cached in (source / ".cache" / "inspect").glob("*.json"):
-        digest = json.loads(cached.read_text())["result"]["submission"]["sha256"]
-        if digest not in left:
+    for cached in (source / ".cache" / kind).glob("*.json"):
+        if mark(json.loads(cached.read_text())) not in left:
             for path in cached.parent.glob(cached.stem + ".*"):
                 shutil.copy(path, target / path.name)
 
@@ -197,7 +205,7 @@ def test_killed_with_sigkill_and_rerun_equals_an_uninterrupted_batch(
         submissions, uninterrupted, small_data: Path, tmp_path: Path) -> None:
     folder, expected = submissions
     out = tmp_path / "out"
-    _seed_inspections(uninterrupted[0], out)
+    _seed_cache(uninterrupted[0], out, "inspect")
     command = [sys.executable, "-m", "grader", *batch_args(folder, small_data, out,
                                                            "--workers", "2")]
     with open(tmp_path / "first.log", "w") as log:
@@ -229,7 +237,8 @@ def test_the_same_batch_on_a_dask_local_cluster_gives_the_same_grades(
 
     folder, _ = submissions
     out = tmp_path / "out"
-    _seed_inspections(uninterrupted[0], out, leave_out=("gus", "kim"))
+    _seed_cache(uninterrupted[0], out, "inspect", leave_out=("gus", "kim"))
+    _seed_cache(uninterrupted[0], out, "train", leave_out=("gus", "ben"))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None, host="127.0.0.1") as cluster:
         process = run_grade(*batch_args(folder, small_data, out, "--scheduler",
@@ -238,15 +247,17 @@ def test_the_same_batch_on_a_dask_local_cluster_gives_the_same_grades(
     assert process.returncode == 0, process.stderr[-3000:]
     assert workers == 2
     assert f"on Dask at {cluster.scheduler_address}" in process.stderr
-    # No trainings cached: every architecture is trained again, in other processes on other
-    # workers, and --deterministic gives the same result.json (accuracy, score, history,
-    # confusion matrix) as the first batch; the shards are decoded once for the batch. Two
-    # notebooks (gus's, and kim's that kills its kernel) run in kernels under Dask workers.
+    # Two architectures are trained again (gus's = hal's, and ben's = cy's), in other
+    # processes on other workers, and --deterministic gives them the same result.json
+    # (accuracy, score, history, confusion matrix) as the first batch; the shards are decoded
+    # once for the batch. Two notebooks (gus's, and kim's that kills its kernel) run in kernels
+    # under Dask workers.
     trained = [r for r in comparable(out).values()
                if isinstance(r, dict) and r["status"] == "graded"]
     assert len(trained) == 8 and all(r["training"]["deterministic"] for r in trained)
     work = json.loads((out / "batch.json").read_text())["work"]
-    assert work["trainings run"] == 6 and work["data decodes"] == 1, work
+    assert work["trainings run"] == 2 and work["trainings reused"] == 4, work
+    assert work["data decodes"] == 1, work
     assert work["inspections run"] == 2 and work["inspections reused"] == 11, work
     assert comparable(out) == comparable(uninterrupted[0])
 

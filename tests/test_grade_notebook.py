@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from markupsafe import escape
 
 from conftest import NOTEBOOKS, STUDENT_NOTEBOOK, grade_notebook
 from grader.exercise import load_exercise
-
 
 
 def _assert_error(graded, stage: str, *phrases: str, cell: int | None = None) -> None:
@@ -93,9 +91,8 @@ def test_parameters_are_injected_after_the_tagged_cell(make_notebook, small_data
         "accuracy was not measured."]
 
 
-def test_the_projection_is_printed_and_recorded_before_training(small_data: Path,
-                                                                tmp_path: Path) -> None:
-    graded = grade_notebook(STUDENT_NOTEBOOK, small_data, tmp_path, "--profile", "smoke")
+def test_the_projection_is_printed_and_recorded_before_training(student_smoke) -> None:
+    graded = student_smoke
     projection = graded.result["training"]["projection"]
     profile = load_exercise().profile("smoke")
     assert projection["images_per_second"] > 0 and projection["epochs"] == profile.epochs
