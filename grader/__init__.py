@@ -1,6 +1,6 @@
 """flowers-grader: grade 'convolutional flower classifier from scratch' notebooks.
 
-The grading path (DESIGN.md) is one module per stage, chained by ``grader.pipeline``:
+The grading path (docs/grading.md) is one module per stage, chained by ``grader.pipeline``:
 validate → execute → extract → rebuild → rules → train → result.
 Nothing here imports TensorFlow at import time.
 """

@@ -1,6 +1,6 @@
 """Grade a class: ``grade batch``. Parallel, resumable, and every piece of work done once.
 
-How a batch runs (README, "Grading a class"):
+How a batch runs (docs/batch.md):
 
 1. :mod:`grader.submissions` finds the students. A student whose OUT/<id>/result.json was made
    by this same batch (same notebook content, exercise, data, profile and grader version) is
@@ -139,7 +139,7 @@ class DaskEngine:
         except (OSError, TimeoutError) as exc:
             raise GradingError("usage", f"No Dask scheduler answered at {address} ({exc}). "
                                f"Start one with `dask scheduler` and workers with `dask worker "
-                               f"{address} --nthreads 1` (README, 'Grading a class').") from None
+                               f"{address} --nthreads 1` (README, 'Grading on a cluster').") from None
         self.parallel = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, kind: str, payload: Any, timeout: float):

@@ -1,8 +1,8 @@
 """`grade demo`: synthetic flowers, then the reference and the untouched student notebook.
 
 Sized for a newcomer's first five minutes on the slowest host of the machine kind (two
-AVX2-only cores): 800 synthetic flowers without the clutter, the `demo` profile (README,
-"Calibration" has the margins it was tuned to).
+AVX2-only cores): 800 synthetic flowers without the clutter, the `demo` profile
+(docs/calibration.md has the margins it was tuned to).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Grade one notebook: validate → execute → extract → rebuild → rules → train → result.
 
-Reads top to bottom like the grading path in DESIGN.md. Whatever happens, a result.json is
+Reads top to bottom like the grading path in docs/grading.md. Whatever happens, a result.json is
 written (and a report rendered) before this returns.
 """
 

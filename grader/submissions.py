@@ -1,7 +1,7 @@
 """Find the submissions of a class: a folder of notebooks, a folder of per-student folders, or
 the .zip an LMS exports.
 
-The student id rule (README, "Grading a class"):
+The student id rule (docs/batch.md):
 
 - ``alice.ipynb`` at the top level is student ``alice``; ``bob/`` (any notebook inside, at any
   depth) is student ``bob``.

@@ -3,7 +3,7 @@
 
 That training is about 10 minutes on a host with AVX-512 BF16 and about an hour on an AVX2-only
 one. So the short check runs first: the same notebook and photos with the `short` profile, whose
-accuracy band was calibrated on both kinds of host (README, "Calibration"). Its first training
+accuracy band was calibrated on both kinds of host (docs/calibration.md). Its first training
 steps measure this host, and that speed projects the full run. When the projection fits
 FULL_BUDGET_MINUTES the full run follows; otherwise the summary says, with the projection, that
 it did not run here and which command runs it. Never a silent skip.
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(not SHARED_PHOTOS.is_dir(),
 
 FULL_BUDGET_MINUTES = 15.0   # the full run's share of CI's 30 minutes
 # The short profile's validation accuracy for the reference on the real photos, as measured
-# (README, "Calibration"), widened by the spread of seeds and hosts. The untouched student
+# (docs/calibration.md), widened by the spread of seeds and hosts. The untouched student
 # notebook, one convolution, stays under SHORT_BAND[0] with the same profile.
 SHORT_BAND = (0.45, 0.80)
 FORCE = "FLOWERS_GRADER_CALIBRATION"

@@ -1,4 +1,4 @@
-"""Issue 5: reports and the class dashboard in a real headless browser (Debian's chromium,
+"""Reports and the class dashboard in a real headless browser (Debian's chromium,
 driven by Playwright), XSS, exports, and byte-identical `grade render`; the dashboard's
 similar-submissions section."""
 

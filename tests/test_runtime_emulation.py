@@ -1,4 +1,4 @@
-"""Issue 3: the codelab's own Colab/TPU notebooks are graded as they are.
+"""The codelab's own Colab/TPU notebooks are graded as they are.
 
 No TPU exists here: the notebooks' TPU detection really runs and falls back, which is the point.
 What is tested is the kernel's side, so the style notebooks run together through one

@@ -1,4 +1,4 @@
-"""Writes the codelab-style test notebooks of tests/notebooks/ (issue 3's fixtures).
+"""Writes the codelab-style test notebooks of tests/notebooks/.
 
 Run from the repository root: `.venv/bin/python tools/make_test_notebooks.py`.
 """
