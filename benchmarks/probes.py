@@ -319,9 +319,9 @@ def spawn(spec: dict[str, Any], env: dict[str, str] | None = None) -> str:
 
 
 def main(spec_path: str) -> int:
-    from grader.cli import _quiet_tensorflow
+    from grader.lazy import quiet_libraries
 
-    _quiet_tensorflow()
+    quiet_libraries()
     spec = json.loads(Path(spec_path).read_text())
     kinds = {"gemm": gemm, "throughput": throughput, "pipeline": pipeline, "layers": layers,
              "ops": ops, "ops_steps": ops_steps}

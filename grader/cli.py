@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,11 @@ import click
 
 from grader.errors import GradingError
 from grader.exercise import DEFAULT_EXERCISE, DEFAULT_PROFILE
+from grader.lazy import quiet_libraries
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE = 0, 1, 2
 DIR = click.Path(file_okay=False, path_type=Path)
 EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-
-
-def _quiet_tensorflow() -> None:
-    """Library warnings are not for students or instructors (grader.lazy quiets TF's C++)."""
-    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    # nbclient logs a dead kernel or a timeout here too; the result's message says it better.
-    logging.getLogger("traitlets").setLevel(logging.CRITICAL)
 
 
 def _load(exercise: str, profile: str, cell_timeout: int | None = None,
@@ -69,7 +60,7 @@ def cli(verbose: bool) -> None:
     """Grade 'convolutional flower classifier from scratch' notebooks."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    _quiet_tensorflow()
+    quiet_libraries()
 
 
 def _mirror(pairs: tuple[str, ...]) -> dict[str, Path]:

@@ -9,8 +9,10 @@ should see the grader's messages, not those, so the first import runs with fd 2 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -53,3 +55,13 @@ def keras() -> ModuleType:
     tensorflow()
     import keras as keras_module
     return keras_module
+
+
+def quiet_libraries() -> None:
+    """Library warnings are not for students or instructors (:func:`tensorflow` quiets TF's
+    C++ start-up)."""
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # nbclient logs a dead kernel or a timeout here too; the result's message says it better.
+    logging.getLogger("traitlets").setLevel(logging.CRITICAL)

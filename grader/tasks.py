@@ -144,11 +144,11 @@ def _train(payload) -> dict[str, Any]:
 
 
 def _main(spec_path: str) -> int:
-    from grader.cli import _quiet_tensorflow
+    from grader.lazy import quiet_libraries
     from grader.result import _jsonable
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _quiet_tensorflow()
+    quiet_libraries()
     spec = pickle.loads(Path(spec_path).read_bytes())
     kind, payload = spec["kind"], spec["payload"]
     from grader.errors import GradingError
