@@ -1,6 +1,8 @@
 """Writes the student notebook and the reference notebook from the cell texts below.
 
-Run from the repository root: `.venv/bin/python tools/make_notebooks.py`.
+Run from the repository root: `.venv/bin/python tools/make_notebooks.py`. The files it writes
+are the committed ones, byte for byte (tests/test_unit_fixtures.py regenerates and compares):
+change a notebook here, never by hand.
 """
 from pathlib import Path
 
@@ -116,6 +118,18 @@ training_dataset = get_batched_dataset(training_filenames, train=True)
 validation_dataset = get_batched_dataset(validation_filenames, train=False)
 some_flowers, some_labels = dataset_to_numpy_util(load_dataset(validation_filenames).batch(9), 9)"""
 
+# The reference repeats validation too: fit() reads exactly validation_steps batches per epoch,
+# and under tf.distribute in Keras 3 a finite validation set ends in StopIteration at epoch 2.
+# The student notebook keeps the codelab's cell as it is.
+READ_REFERENCE = READ.replace("""    if train:
+        dataset = dataset.repeat()
+        dataset = dataset.shuffle(2048)""", """    # repeat validation too: fit() reads exactly validation_steps batches per epoch, and under
+    # tf.distribute in Keras 3 a finite validation set ends in StopIteration at epoch 2
+    dataset = dataset.repeat()
+    if train:
+        dataset = dataset.shuffle(2048)""")
+assert READ_REFERENCE != READ
+
 STUDENT_MODEL = """# WORK REQUIRED: this one-layer model is only a starting point. Build a convolutional
 # network from scratch that beats 75% validation accuracy (the transfer-learning score).
 # Tips: stack Conv2D layers with MaxPooling2D in between, and end with
@@ -197,7 +211,14 @@ def params_cell():
     return cell
 
 
-def notebook(title, intro, model_cell):
+def stable_ids(nb):
+    """Cell ids from their positions, so that writing again changes nothing."""
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{index}"
+    return nb
+
+
+def notebook(title, intro, model_cell, read=READ):
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -208,13 +229,13 @@ def notebook(title, intro, model_cell):
         md("## Parameters\nThe grader overrides this cell's values (it is tagged `parameters`)."), params_cell(),
         md("## Configuration"), code(CONFIG),
         md("## Visualization utilities [RUN ME]"), code(HELPERS),
-        md("## Read images and labels from TFRecords"), code(READ),
+        md("## Read images and labels from TFRecords"), code(read),
         md("## Model"), code(model_cell),
         md("## Training"), code(TRAIN),
         md("## Training curves"), code(CURVES),
         md("## Predictions"), code(PREDICT),
     ]
-    return nb
+    return stable_ids(nb)
 
 
 student = notebook(
@@ -228,8 +249,16 @@ reference = notebook(
     "Flower classifier from scratch — reference solution",
     "The course's solution to the exercise. `grade reference` grades it; if it does not pass, the "
     "exercise or the grader is broken.",
-    REFERENCE_MODEL)
+    REFERENCE_MODEL, read=READ_REFERENCE)
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def notebooks():
+    """Each notebook this file writes, by its path in the repository."""
+    return {"exercises/flowers-cnn/flowers-cnn.ipynb": student,
+            "reference/flowers-cnn.ipynb": reference}
+
+
 if __name__ == "__main__":
-    nbformat.write(student, str(ROOT / "exercises/flowers-cnn/flowers-cnn.ipynb"))
-    nbformat.write(reference, str(ROOT / "reference/flowers-cnn.ipynb"))
+    for path, nb in notebooks().items():
+        nbformat.write(nb, str(ROOT / path))

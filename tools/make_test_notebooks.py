@@ -1,20 +1,23 @@
 """Writes the codelab-style test notebooks of tests/notebooks/.
 
-Run from the repository root: `.venv/bin/python tools/make_test_notebooks.py`.
+Run from the repository root: `.venv/bin/python tools/make_test_notebooks.py`. The files it
+writes are the committed ones, byte for byte (tests/test_unit_fixtures.py regenerates and
+compares): change a notebook here, never by hand.
 """
 import nbformat
 from nbformat.v4 import new_notebook, new_markdown_cell as md, new_code_cell as code, new_output
 
-from make_notebooks import CONFIG, CURVES, HELPERS, PREDICT, READ, ROOT
+from make_notebooks import CONFIG, CURVES, HELPERS, PREDICT, READ, ROOT, stable_ids
 
-D = str(ROOT / "tests" / "notebooks") + "/"
+NOTEBOOKS = {}  # path in the repository -> notebook
+
 
 def write(name, title, cells):
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["accelerator"] = "TPU"
     nb.cells = [md(f"# {title}")] + cells
-    nbformat.write(nb, D + name)
+    NOTEBOOKS[f"tests/notebooks/{name}"] = stable_ids(nb)
 
 COLAB_SETUP = """%tensorflow_version 2.x
 !pip install -q --upgrade tensorflow
@@ -169,4 +172,13 @@ write("model_331x331.ipynb", "A model for the 331x331 version of the dataset", [
     code(GS_CONFIG.replace("EPOCHS = 60", "EPOCHS = 5").replace("tfrecords-jpeg-192x192-2", "tfrecords-jpeg-331x331").replace("IMAGE_SIZE = [192, 192]", "IMAGE_SIZE = [331, 331]")),
     code(HELPERS), code(READ), code(CODELAB_MODEL),
     code("history = model.fit(training_dataset, steps_per_epoch=steps_per_epoch, epochs=EPOCHS, validation_data=validation_dataset, validation_steps=validation_steps)")])
-print("ok")
+
+
+def notebooks():
+    """Each notebook this file writes, by its path in the repository."""
+    return dict(NOTEBOOKS)
+
+
+if __name__ == "__main__":
+    for path, nb in notebooks().items():
+        nbformat.write(nb, str(ROOT / path))
