@@ -97,8 +97,9 @@ class ConfigRejected(GradingError):
 
 def parse_config(text: str) -> dict[str, Any]:
     """Parse the kernel's JSON with size and depth limits."""
-    if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigRejected("config_size", f"The model's configuration is {len(text):,} bytes; "
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigRejected("config_size", f"The model's configuration is {size:,} bytes; "
                              f"the limit is {MAX_CONFIG_BYTES:,}. Build a smaller model.")
     _bracket_depth(text)
     try:
@@ -239,14 +240,34 @@ def _names(config: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _renamed(node: Any, renames: dict[str, str]) -> Any:
-    """A copy with every string that is a name in ``renames`` replaced, wherever it appears
-    (functional configs refer to layers by name in inbound nodes and input/output lists)."""
+# Where a Keras config names a layer or a model: its own "name" (in its config, and beside it in
+# a functional model's list of layers), and the references to it, each [name, node, tensor]: a
+# tensor's keras_history and a functional model's input and output layer lists. Nowhere else:
+# an option's value that happens to equal a name (activation "relu" in a layer named "relu") is
+# not a name.
+REFERENCE_KEYS = ("keras_history", "input_layers", "output_layers")
+
+
+def _renamed(node: Any, renames: dict[str, str], key: str | None = None) -> Any:
+    """A copy with every name in ``renames`` replaced where the config names a layer or model
+    or refers to one."""
     if isinstance(node, dict):
-        return {key: _renamed(value, renames) for key, value in node.items()}
+        return {name: _renamed(value, renames, name) for name, value in node.items()}
     if isinstance(node, list):
+        if key in REFERENCE_KEYS:
+            return _renamed_reference(node, renames)
         return [_renamed(item, renames) for item in node]
-    return renames.get(node, node) if isinstance(node, str) else node
+    if key == "name" and isinstance(node, str):
+        return renames.get(node, node)
+    return node
+
+
+def _renamed_reference(reference: list[Any], renames: dict[str, str]) -> list[Any]:
+    """[name, node, tensor], or a list of them, with the name replaced."""
+    if reference and isinstance(reference[0], str):
+        return [renames.get(reference[0], reference[0]), *reference[1:]]
+    return [_renamed_reference(item, renames) if isinstance(item, list) else item
+            for item in reference]
 
 
 def scope_safe(config: dict[str, Any]) -> dict[str, Any]:
@@ -266,9 +287,9 @@ def architecture(config: dict[str, Any]) -> str:
     """A canonical hash of the architecture: the config with every name replaced by its order
     of appearance and the student's compile settings left out. Two models that differ only in
     their names (or their optimizer) hash alike; the trusted training of one serves both."""
-    canonical = _renamed({key: value for key, value in config.items()
-                          if key != "compile_config"},
-                         {name: f"n{index}" for index, name in enumerate(_names(config))})
+    uncompiled = {key: value for key, value in config.items() if key != "compile_config"}
+    canonical = _renamed(uncompiled, {name: f"n{index}"
+                                      for index, name in enumerate(_names(uncompiled))})
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

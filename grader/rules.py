@@ -66,7 +66,7 @@ def _model_checks(info: ModelInfo, exercise: Exercise,
                              f"The model's input is {_shape_text(info.input_shapes)}; the "
                              f"exercise requires {size}x{size}x3."),
         "output_classes": _make(exercise, "output_classes",
-                                len(outputs) == 1 and outputs[0][-1] == classes,
+                                len(outputs) == 1 and list(outputs[0][1:]) == [classes],
                                 f"The model outputs {_shape_text(outputs)} values per image; "
                                 f"there are {classes} classes."),
         "softmax_output": _make(exercise, "softmax_output", info.output_activation == "softmax",

@@ -113,10 +113,6 @@ def test_two_outputs_fail_even_when_the_first_has_one_value_per_class() -> None:
     assert by_id(check(info, [], EXERCISE))["output_classes"].passed is False
 
 
-@pytest.mark.xfail(reason="output_classes compares only the last dimension of the output: a "
-                          "6x6x5 output (no pooling before the last layer) passes although the "
-                          "check's own message says it outputs 6x6x5 values per image",
-                   strict=True)
 def test_a_spatial_output_with_five_channels_fails_output_classes() -> None:
     info = good_info(output_shapes=[[None, 6, 6, CLASSES]])
     failed = by_id(check(info, [], EXERCISE))["output_classes"]
