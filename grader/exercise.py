@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GradingError
+from grader.rules import ORDER as RULE_IDS
 from grader.sandbox import Limits
 
 # The kernel's limits when the exercise file's [sandbox] table leaves one out.
@@ -55,6 +56,7 @@ class Rules:
 
 @dataclass(frozen=True)
 class Hints:
+    solution_params: int  # parameters of the exercise's own solution, for scale in the hints
     underfit_below: int   # parameters under which the "underfits" hint appears
     overfit_above: int    # parameters over which the "overfits" hint appears
     head_share: float     # share of parameters in a Flatten→Dense head that earns a hint
@@ -160,13 +162,35 @@ def load_exercise(name_or_path: str | Path = DEFAULT_EXERCISE) -> Exercise:
     return _exercise_from(doc, folder.resolve(), str(toml_path))
 
 
-def _rules(table: dict[str, Any], where: str) -> Rules:
+def _rules(table: dict[str, Any], where: str, numbers: dict[str, int]) -> Rules:
+    """The [rules] table, with every rule's texts (grader.rules.RULES names the rules)."""
     table = dict(table)
-    text = {rule_id: _build(RuleText, entry, f"{where} text.{rule_id}")
-            for rule_id, entry in table.pop("text", {}).items()}
+    entries = table.pop("text", {})
+    missing = [rule_id for rule_id in RULE_IDS if rule_id not in entries]
+    unknown = sorted(set(entries) - set(RULE_IDS))
+    if missing or unknown:
+        raise GradingError("usage", f"{where}: " + "; ".join(
+            [f"rule '{rule_id}' has no [rules.text.{rule_id}] (its `rule` and `todo`)"
+             for rule_id in missing] +
+            [f"[rules.text.{rule_id}] is not a rule the grader knows" for rule_id in unknown]) +
+            ". Fix the exercise file.")
+    numbers = {**numbers, **{key: value for key, value in table.items()
+                             if isinstance(value, int)}}
+    text = {rule_id: _rule_text(entries[rule_id], numbers, f"{where} text.{rule_id}")
+            for rule_id in RULE_IDS}
     return _build(Rules, {**table, "allowed_layers": frozenset(table.get("allowed_layers", ())),
                           "allowed_initializers": frozenset(
                               table.get("allowed_initializers", ()))}, where, text=text)
+
+
+def _rule_text(entry: dict[str, Any], numbers: dict[str, int], where: str) -> RuleText:
+    """A rule's texts with the exercise's numbers filled in ({max_params:,} → 3,000,000)."""
+    text = _build(RuleText, entry, where)
+    try:
+        return RuleText(text.rule.format(**numbers), text.todo.format(**numbers))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise GradingError("usage", f"{where}: the text asks for {exc}, which is not one of "
+                           f"{', '.join(sorted(numbers))}. Fix the exercise file.") from exc
 
 
 def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
@@ -182,7 +206,8 @@ def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
         target=_build(Target, doc["target"], f"{where} [target]"),
         execution=_build(Execution, {**doc["execution"], "allowed_magics": tuple(
             doc["execution"].get("allowed_magics", ()))}, f"{where} [execution]"),
-        rules=_rules(doc["rules"], f"{where} [rules]"),
+        rules=_rules(doc["rules"], f"{where} [rules]",
+                     {"image_size": int(head["image_size"]), "classes": len(head["classes"])}),
         hints=_build(Hints, doc["hints"], f"{where} [hints]"),
         rubric=_build(Rubric, doc["rubric"], f"{where} [rubric]"),
         profiles=profiles,

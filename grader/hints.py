@@ -40,17 +40,20 @@ def _flatten_head(info: ModelInfo, share: float) -> dict[str, str] | None:
         f"{flat:,}, saving about {saving:,} parameters, and the model would overfit less."))
 
 
-def _size_hints(info: ModelInfo, exercise: Exercise) -> list[dict[str, str]]:
+def _size_hints(info: ModelInfo, exercise: Exercise,
+                training: dict[str, Any]) -> list[dict[str, str]]:
     hints, limits = [], exercise.hints
     if info.params < limits.underfit_below:
         hints.append(_hint("too_few_params", (
             f"Your model has {info.params:,} parameters; the codelab's solution has about "
-            f"300,000. A model this small underfits: add Conv2D layers, and let the number of "
-            f"filters grow as the resolution shrinks (16 → 32 → 64 → 128).")))
+            f"{limits.solution_params:,}. A model this small underfits: add Conv2D layers, and "
+            f"let the number of filters grow as the resolution shrinks (16 → 32 → 64 → 128).")))
     if info.params > limits.overfit_above:
+        photos = training.get("train_images")
+        seen = f"with {photos:,} training photos it" if photos else "it"
         hints.append(_hint("too_many_params", (
             f"Your model has {info.params:,} parameters, more than "
-            f"{limits.overfit_above:,}: with about 2,000 training photos it will memorize them "
+            f"{limits.overfit_above:,}: {seen} will memorize the training photos "
             f"(overfit) and train slowly. Use fewer filters or GlobalAveragePooling2D.")))
     return hints
 
@@ -76,7 +79,7 @@ def _strided(layer: LayerInfo, info: ModelInfo) -> bool:
         layer.output_shape[1] < layer.input_shape[1]
 
 
-def _softmax(info: ModelInfo) -> dict[str, str] | None:
+def _softmax(info: ModelInfo, classes: int) -> dict[str, str] | None:
     if info.output_activation == "softmax":
         return None
     last = info.layers[-1] if info.layers else None
@@ -84,7 +87,7 @@ def _softmax(info: ModelInfo) -> dict[str, str] | None:
     return _hint("not_softmax", (
         f"The last layer {name} has activation {info.output_activation or 'linear'}: its "
         f"outputs are not probabilities, and sparse_categorical_crossentropy expects them. Use "
-        f"Dense(5, activation='softmax')."))
+        f"Dense({classes}, activation='softmax')."))
 
 
 def _overfitting(training: dict[str, Any], gap: float) -> dict[str, str] | None:
@@ -104,7 +107,9 @@ def hints(info: ModelInfo | None, training: dict[str, Any] | None,
     """All hints for one submission, most important first."""
     if info is None:
         return []
-    found = [_flatten_head(info, exercise.hints.head_share), *_size_hints(info, exercise),
-             _downsampling(info), _softmax(info),
-             _overfitting(training or {}, exercise.hints.overfit_gap)]
+    training = training or {}
+    found = [_flatten_head(info, exercise.hints.head_share),
+             *_size_hints(info, exercise, training), _downsampling(info),
+             _softmax(info, len(exercise.classes)),
+             _overfitting(training, exercise.hints.overfit_gap)]
     return [hint for hint in found if hint]

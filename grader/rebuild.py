@@ -35,8 +35,6 @@ STRUCTURAL = frozenset({"__tuple__", "__keras_tensor__"})
 CONVOLUTIONS = frozenset({"Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose"})
 SCOPE_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 SCOPE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-# Rules whose violation means the config is never handed to Keras.
-UNSAFE = frozenset({"lambda_layer", "custom_class", "tf_hub", "allowed_layers", "initializers"})
 
 
 @dataclass(frozen=True)
@@ -70,6 +68,11 @@ class ModelInfo:
     activation_size: int    # values the convolutions output for one image, summed
     layers: list[LayerInfo] = field(default_factory=list)
     nested_classes: list[str] = field(default_factory=list)  # every layer, sub-models included
+
+    @property
+    def conv_layers(self) -> int:
+        """Convolution layers, sub-models included."""
+        return sum(1 for class_name in self.nested_classes if class_name in CONVOLUTIONS)
 
     def as_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

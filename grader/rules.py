@@ -5,25 +5,127 @@ classes, TF-Hub, initializers, frozen layers) are decided on the config's text b
 it; the model rules (shapes, budget, convolutions, activation size, keras.applications, loaded
 weights) on the rebuilt model. A config that breaks an unsafe rule is never rebuilt, and the
 model rules are then reported as not checked.
+
+Each rule is declared once, in RULES: the report's order and every set of rules follow from it,
+the exercise loader requires its texts, and a model rule carries the function that decides it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from grader.exercise import Exercise
-from grader.rebuild import CONVOLUTIONS, UNSAFE, Finding, ModelInfo
+if TYPE_CHECKING:  # types only: the exercise loader reads RULES, so no import back at run time
+    from grader.exercise import Exercise
+    from grader.rebuild import Finding, ModelInfo
 
 # Names keras.applications gives its models and layers (MobileNetV2 → "mobilenetv2_1.00_192").
 APPLICATION_NAME = re.compile(r"^(mobilenet|resnet|vgg|inception|xception|densenet|nasnet|"
                               r"efficientnet|convnext|regnet)", re.IGNORECASE)
-MODEL_RULES = ("input_shape", "output_classes", "softmax_output", "min_params", "max_params",
-               "conv_layers", "max_activation", "applications", "loaded_weights")
-CONFIG_RULES = ("allowed_layers", "lambda_layer", "custom_class", "tf_hub", "initializers",
-                "frozen_layers")
-ORDER = MODEL_RULES[:7] + CONFIG_RULES + MODEL_RULES[7:]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a model rule is decided on."""
+    info: ModelInfo
+    exercise: Exercise
+    records: dict[str, list[dict[str, Any]]]   # what the kernel saw built or loaded
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule. Its texts (`rule`, `todo`) are in the exercise file under [rules.text.ID]."""
+    id: str
+    decided_on: str   # "config": on the JSON text, before Keras reads it; "model": rebuilt
+    unsafe: bool = False   # broken: the config is never handed to Keras
+    # model rules: whether the model passes, and what the grader found (with the numbers)
+    decide: Callable[[Facts], tuple[bool, str]] | None = None
+
+
+def _shape_text(shapes: list[list[Any]]) -> str:
+    return " and ".join("x".join(str(d) for d in shape[1:]) for shape in shapes) or "none"
+
+
+def _input_shape(facts: Facts) -> tuple[bool, str]:
+    size, shapes = facts.exercise.image_size, facts.info.input_shapes
+    return (shapes == [[None, size, size, 3]],
+            f"The model's input is {_shape_text(shapes)}; the exercise requires {size}x{size}x3.")
+
+
+def _output_classes(facts: Facts) -> tuple[bool, str]:
+    classes, outputs = len(facts.exercise.classes), facts.info.output_shapes
+    return (len(outputs) == 1 and list(outputs[0][1:]) == [classes],
+            f"The model outputs {_shape_text(outputs)} values per image; there are {classes} "
+            f"classes.")
+
+
+def _softmax_output(facts: Facts) -> tuple[bool, str]:
+    activation = facts.info.output_activation
+    return activation == "softmax", f"The last layer's activation is {activation or 'linear'}."
+
+
+def _min_params(facts: Facts) -> tuple[bool, str]:
+    params, least = facts.info.params, facts.exercise.rules.min_params
+    return params >= least, f"{params:,} parameters (minimum {least:,})."
+
+
+def _max_params(facts: Facts) -> tuple[bool, str]:
+    params, most = facts.info.params, facts.exercise.rules.max_params
+    return params <= most, f"{params:,} parameters (maximum {most:,})."
+
+
+def _conv_layers(facts: Facts) -> tuple[bool, str]:
+    found, least = facts.info.conv_layers, facts.exercise.rules.min_conv_layers
+    return found >= least, f"{found} convolution layer(s) (at least {least})."
+
+
+def _max_activation(facts: Facts) -> tuple[bool, str]:
+    size, most = facts.info.activation_size, facts.exercise.rules.max_activation
+    return size <= most, f"The convolutions output {size:,} values per image (at most {most:,})."
+
+
+def _applications(facts: Facts) -> tuple[bool, str]:
+    """keras.applications, whether the kernel saw it built or the names give it away."""
+    used = [f"keras.applications.{a.get('name')} with weights={a.get('weights')}"
+            for a in facts.records.get("applications", [])]
+    used += [f"the sub-model '{layer.name}'" for layer in facts.info.layers
+             if layer.class_name in ("Functional", "Sequential")
+             and APPLICATION_NAME.match(layer.name)]
+    return not used, ("The model is built on " + ", ".join(dict.fromkeys(used)) +
+                      ": that is transfer learning.") if used else "None found."
+
+
+def _loaded_weights(facts: Facts) -> tuple[bool, str]:
+    calls = [f"{load.get('call')}({load.get('source', '')})"
+             for load in facts.records.get("loaded_weights", [])]
+    return not calls, ("The notebook called " + ", ".join(dict.fromkeys(calls)) + ".") \
+        if calls else "None found."
+
+
+# Every rule, in the order reports list them. The config rules are found by rebuild.scan.
+RULES: tuple[Rule, ...] = (
+    Rule("input_shape", "model", decide=_input_shape),
+    Rule("output_classes", "model", decide=_output_classes),
+    Rule("softmax_output", "model", decide=_softmax_output),
+    Rule("min_params", "model", decide=_min_params),
+    Rule("max_params", "model", decide=_max_params),
+    Rule("conv_layers", "model", decide=_conv_layers),
+    Rule("max_activation", "model", decide=_max_activation),
+    Rule("allowed_layers", "config", unsafe=True),
+    Rule("lambda_layer", "config", unsafe=True),
+    Rule("custom_class", "config", unsafe=True),
+    Rule("tf_hub", "config", unsafe=True),
+    Rule("initializers", "config", unsafe=True),
+    Rule("frozen_layers", "config"),
+    Rule("applications", "model", decide=_applications),
+    Rule("loaded_weights", "model", decide=_loaded_weights),
+)
+ORDER = tuple(rule.id for rule in RULES)
+MODEL_RULES = tuple(rule.id for rule in RULES if rule.decided_on == "model")
+CONFIG_RULES = tuple(rule.id for rule in RULES if rule.decided_on == "config")
+UNSAFE = frozenset(rule.id for rule in RULES if rule.unsafe)
 
 
 @dataclass(frozen=True)
@@ -38,86 +140,29 @@ class Check:
         return asdict(self)
 
 
-def _make(exercise: Exercise, rule_id: str, passed: bool | None, found: str) -> Check:
-    text = exercise.rules.text[rule_id]
-    return Check(rule_id, passed, text.rule, found, text.todo if passed is False else "")
-
-
-def _config_checks(findings: list[Finding], exercise: Exercise) -> dict[str, Check]:
-    checks = {}
-    for rule_id in CONFIG_RULES:
-        found = [f.detail for f in findings if f.rule == rule_id]
-        message = "; ".join(dict.fromkeys(found))[:600] + "." if found else "None found."
-        checks[rule_id] = _make(exercise, rule_id, not found, message[0].upper() + message[1:])
-    return checks
-
-
-def _shape_text(shapes: list[list[Any]]) -> str:
-    return " and ".join("x".join(str(d) for d in shape[1:]) for shape in shapes) or "none"
-
-
-def _model_checks(info: ModelInfo, exercise: Exercise,
-                  records: dict[str, list[dict[str, Any]]]) -> dict[str, Check]:
-    size, classes, rules = exercise.image_size, len(exercise.classes), exercise.rules
-    conv = sum(1 for class_name in info.nested_classes if class_name in CONVOLUTIONS)
-    outputs = info.output_shapes
-    return {
-        "input_shape": _make(exercise, "input_shape", info.input_shapes == [[None, size, size, 3]],
-                             f"The model's input is {_shape_text(info.input_shapes)}; the "
-                             f"exercise requires {size}x{size}x3."),
-        "output_classes": _make(exercise, "output_classes",
-                                len(outputs) == 1 and list(outputs[0][1:]) == [classes],
-                                f"The model outputs {_shape_text(outputs)} values per image; "
-                                f"there are {classes} classes."),
-        "softmax_output": _make(exercise, "softmax_output", info.output_activation == "softmax",
-                                f"The last layer's activation is "
-                                f"{info.output_activation or 'linear'}."),
-        "min_params": _make(exercise, "min_params", info.params >= rules.min_params,
-                            f"{info.params:,} parameters (minimum {rules.min_params:,})."),
-        "max_params": _make(exercise, "max_params", info.params <= rules.max_params,
-                            f"{info.params:,} parameters (maximum {rules.max_params:,})."),
-        "conv_layers": _make(exercise, "conv_layers", conv >= rules.min_conv_layers,
-                             f"{conv} convolution layer(s) (at least {rules.min_conv_layers})."),
-        "max_activation": _make(exercise, "max_activation",
-                                info.activation_size <= rules.max_activation,
-                                f"The convolutions output {info.activation_size:,} values "
-                                f"per image "
-                                f"(at most {rules.max_activation:,})."),
-        "applications": _applications(info, exercise, records.get("applications", [])),
-        "loaded_weights": _loaded(exercise, records.get("loaded_weights", [])),
-    }
-
-
-def _applications(info: ModelInfo, exercise: Exercise, built: list[dict[str, Any]]) -> Check:
-    """keras.applications, whether the kernel saw it built or the names give it away."""
-    used = [f"keras.applications.{a.get('name')} with weights={a.get('weights')}" for a in built]
-    used += [f"the sub-model '{layer.name}'" for layer in info.layers
-             if layer.class_name in ("Functional", "Sequential")
-             and APPLICATION_NAME.match(layer.name)]
-    found = ("The model is built on " + ", ".join(dict.fromkeys(used)) +
-             ": that is transfer learning.") if used else "None found."
-    return _make(exercise, "applications", not used, found)
-
-
-def _loaded(exercise: Exercise, loads: list[dict[str, Any]]) -> Check:
-    calls = [f"{load.get('call')}({load.get('source', '')})" for load in loads]
-    found = ("The notebook called " + ", ".join(dict.fromkeys(calls)) + ".") if calls \
-        else "None found."
-    return _make(exercise, "loaded_weights", not calls, found)
+def _found_in_config(rule_id: str, findings: list[Finding]) -> tuple[bool, str]:
+    found = [f.detail for f in findings if f.rule == rule_id]
+    message = "; ".join(dict.fromkeys(found))[:600] + "." if found else "None found."
+    return not found, message[0].upper() + message[1:]
 
 
 def check(info: ModelInfo | None, findings: list[Finding], exercise: Exercise,
           records: dict[str, list[dict[str, Any]]] | None = None) -> list[Check]:
     """Every rule, in the order the report lists them. ``info`` is None when the config broke
     an unsafe rule and was never rebuilt: the model rules are then not checked."""
-    checks = _config_checks(findings, exercise)
-    if info is None:
-        for rule_id in MODEL_RULES:
-            checks[rule_id] = _make(exercise, rule_id, None, "Not checked: the model could not "
-                                    "be rebuilt safely.")
-    else:
-        checks.update(_model_checks(info, exercise, records or {}))
-    return [checks[rule_id] for rule_id in ORDER]
+    facts = Facts(info, exercise, records or {}) if info is not None else None
+    checks = []
+    for rule in RULES:
+        if rule.decided_on == "config":
+            passed, found = _found_in_config(rule.id, findings)
+        elif facts is None:
+            passed, found = None, "Not checked: the model could not be rebuilt safely."
+        else:
+            passed, found = rule.decide(facts)
+        text = exercise.rules.text[rule.id]
+        checks.append(Check(rule.id, passed, text.rule, found,
+                            text.todo if passed is False else ""))
+    return checks
 
 
 def unsafe(findings: list[Finding]) -> bool:

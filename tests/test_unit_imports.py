@@ -1,6 +1,7 @@
 """The import graph of grader/ and reports/, read from the modules' source (imports inside
-functions count: a lazy import is still a dependency): no cycles, and reports/ needs nothing of
-the grader but the result it renders."""
+functions count: a lazy import is still a dependency; imports for type hints only, under
+`if TYPE_CHECKING:`, do not): no cycles, and reports/ needs nothing of the grader but the result
+it renders."""
 
 from __future__ import annotations
 
@@ -23,11 +24,23 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _run_time_nodes(node: ast.AST):
+    """Every node of the source but those under `if TYPE_CHECKING:` (imports for type hints,
+    which never run)."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            for other in child.orelse:
+                yield from _run_time_nodes(other)
+            continue
+        yield from _run_time_nodes(child)
+
+
 def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The project modules ``name`` imports, anywhere in its source."""
+    """The project modules ``name`` imports at run time, anywhere in its source."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _run_time_nodes(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -83,10 +96,14 @@ def test_the_cycle_finder_finds_a_cycle_through_three_modules() -> None:
     assert cycles(edges) == [["a", "b", "c"]]
 
 
-def test_a_lazy_import_inside_a_function_counts(tmp_path: Path) -> None:
+def test_a_lazy_import_inside_a_function_counts_and_a_type_only_import_does_not(
+        tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from grader import cost\n    import grader.rules\n")
-    known = {"grader.cost": Path(), "grader.rules": Path(), "grader": Path()}
+    module.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                      "    from grader import batch\n"
+                      "def f():\n    from grader import cost\n    import grader.rules\n")
+    known = {"grader.cost": Path(), "grader.rules": Path(), "grader.batch": Path(),
+             "grader": Path()}
     assert _imports("grader.m", module, known) == {"grader.cost", "grader.rules"}
 
 

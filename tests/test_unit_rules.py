@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
+from grader.errors import GradingError
 from grader.exercise import load_exercise
-from grader.rebuild import UNSAFE, Finding, LayerInfo, ModelInfo
+from grader.hints import hints
+from grader.rebuild import Finding, LayerInfo, ModelInfo
 from grader.result import score
-from grader.rules import CONFIG_RULES, MODEL_RULES, ORDER, Check, check, too_large, unsafe
+from grader.rules import CONFIG_RULES, MODEL_RULES, ORDER, UNSAFE, Check, check, too_large, unsafe
+from grader.rules import RULES as REGISTRY
 
 EXERCISE = load_exercise()
 SIZE, CLASSES, RULES = EXERCISE.image_size, len(EXERCISE.classes), EXERCISE.rules
@@ -188,6 +194,66 @@ def test_a_config_too_large_to_read_is_one_failed_check() -> None:
     assert [(c.id, c.passed, c.message) for c in checks] == [
         ("config_depth", False, "The model's configuration nests deeper than 64 levels.")]
     assert checks[0].todo
+
+
+# One declaration per rule: the registry, the exercise file's texts, and their numbers
+
+
+def _exercise_copy(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    """The flowers exercise folder, with its exercise file edited."""
+    folder = tmp_path / "exercise"
+    shutil.copytree(EXERCISE.folder, folder)
+    toml = folder / "exercise.toml"
+    toml.write_text(edit(toml.read_text(encoding="utf-8")), encoding="utf-8")
+    return folder
+
+
+def test_the_orders_and_sets_all_come_from_the_one_list_of_rules() -> None:
+    assert ORDER == tuple(rule.id for rule in REGISTRY) and len(set(ORDER)) == len(ORDER)
+    assert set(MODEL_RULES) | set(CONFIG_RULES) == set(ORDER)
+    assert UNSAFE <= set(CONFIG_RULES) and "frozen_layers" not in UNSAFE
+    assert all(rule.decide is not None for rule in REGISTRY if rule.decided_on == "model")
+
+
+def test_a_rule_without_its_texts_fails_when_the_exercise_loads(tmp_path: Path) -> None:
+    folder = _exercise_copy(tmp_path, lambda text: re.sub(
+        r"\[rules\.text\.max_activation\]\nrule = .*\ntodo = .*\n", "", text))
+    with pytest.raises(GradingError) as caught:
+        load_exercise(folder)
+    assert "rule 'max_activation' has no [rules.text.max_activation]" in caught.value.message
+
+
+def test_a_text_asking_for_an_unknown_number_names_the_rule(tmp_path: Path) -> None:
+    folder = _exercise_copy(tmp_path, lambda text: text.replace(
+        "at most {max_params:,} parameters", "at most {max_weights:,} parameters"))
+    with pytest.raises(GradingError) as caught:
+        load_exercise(folder)
+    assert "text.max_params" in caught.value.message and "max_weights" in caught.value.message
+
+
+def test_the_texts_take_their_numbers_from_the_exercise_file(tmp_path: Path) -> None:
+    folder = _exercise_copy(tmp_path, lambda text: text.replace(
+        "max_params = 3_000_000", "max_params = 1_234_567"))
+    changed = load_exercise(folder)
+    assert "at most 1,234,567 parameters" in changed.rules.text["max_params"].rule
+    assert f"{SIZE}x{SIZE}x3" in EXERCISE.rules.text["input_shape"].rule
+    assert f"Dense({CLASSES}," in EXERCISE.rules.text["output_classes"].todo
+
+
+def test_the_size_hints_give_the_exercise_s_numbers() -> None:
+    small = {h["id"]: h["message"] for h in hints(good_info(params=533), None, EXERCISE)}
+    assert f"about {EXERCISE.hints.solution_params:,}" in small["too_few_params"]
+    large = good_info(params=EXERCISE.hints.overfit_above + 1)
+    trained = {h["id"]: h["message"] for h in hints(large, {"train_images": 1944}, EXERCISE)}
+    assert "with 1,944 training photos" in trained["too_many_params"]
+    untrained = {h["id"]: h["message"] for h in hints(large, None, EXERCISE)}
+    assert "training photos it" not in untrained["too_many_params"]
+
+
+def test_the_softmax_hint_names_the_number_of_classes() -> None:
+    found = {h["id"]: h["message"] for h in hints(good_info(output_activation=None), None,
+                                                   EXERCISE)}
+    assert f"Dense({CLASSES}, activation='softmax')" in found["not_softmax"]
 
 
 # The rubric
