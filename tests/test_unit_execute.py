@@ -13,8 +13,8 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader import execute
-from grader.execute import (GRADER_TAG, TRACEBACK_LINES, _execution_error, _tail, prepare)
+from grader.crash import crashed_thread, log_tail
+from grader.execute import GRADER_TAG, TRACEBACK_LINES, _execution_error, prepare
 from grader.inkernel import source
 
 PARAMETERS = {"GCS_PATTERN": "/data/shards/*.tfrec", "EPOCHS": 1}
@@ -218,27 +218,27 @@ def _log(tmp_path: Path, text: str):
 def test_the_tail_drops_library_log_lines_and_keeps_the_crash(tmp_path: Path) -> None:
     text = "\n".join([*LIBRARY_LINES, "Fatal Python error: Aborted", *LIBRARY_LINES[1:2]])
     with _log(tmp_path, text) as handle:
-        assert _tail(handle) == "Fatal Python error: Aborted"
+        assert log_tail(handle) == "Fatal Python error: Aborted"
 
 
 def test_the_tail_drops_the_kernels_start_up_banner(tmp_path: Path) -> None:
     with _log(tmp_path, BANNER + "\nMemoryError\n") as handle:
-        assert _tail(handle) == "MemoryError"
+        assert log_tail(handle) == "MemoryError"
 
 
 def test_the_tail_keeps_the_last_characters_without_a_partial_first_line(
         tmp_path: Path) -> None:
     text = "\n".join(f"line {n:05d}" for n in range(5_000))
     with _log(tmp_path, text) as handle:
-        tail = _tail(handle, limit=100)
+        tail = log_tail(handle, limit=100)
     assert len(tail) == 100 and tail.endswith("line 04999")
     with _log(tmp_path, "x" * 10_000 + "\nend") as handle:  # longer than the window read
-        assert _tail(handle, limit=100) == "end"
+        assert log_tail(handle, limit=100) == "end"
 
 
 def test_an_empty_log_has_an_empty_tail(tmp_path: Path) -> None:
     with _log(tmp_path, "") as handle:
-        assert _tail(handle) == ""
+        assert log_tail(handle) == ""
 
 
 FAULT_REPORT = """terminate called after throwing an instance of 'std::bad_alloc'
@@ -255,7 +255,7 @@ Extension modules: numpy (total: 1)"""
 
 
 def test_a_crash_report_keeps_the_native_words_and_the_cell_running() -> None:
-    kept = execute._crashed_thread(FAULT_REPORT)
+    kept = crashed_thread(FAULT_REPORT)
     assert kept.startswith("terminate called after throwing an instance of 'std::bad_alloc'")
     assert "Fatal Python error: Aborted" in kept
     assert "ipykernel_2/123.py\", line 6" in kept
@@ -264,6 +264,6 @@ def test_a_crash_report_keeps_the_native_words_and_the_cell_running() -> None:
 
 def test_a_crash_in_python_code_keeps_the_current_thread() -> None:
     report = FAULT_REPORT.replace("Thread 0x0000000000000002", "Current thread 0x02")
-    kept = execute._crashed_thread(report)
+    kept = crashed_thread(report)
     assert "threading.py" in kept and "ipykernel_2" not in kept
-    assert execute._crashed_thread("a plain traceback") is None
+    assert crashed_thread("a plain traceback") is None
