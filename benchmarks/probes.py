@@ -101,7 +101,8 @@ def _data(spec: dict[str, Any]):
 
 def throughput(spec: dict[str, Any]) -> dict[str, Any]:
     from grader.lazy import keras as keras_module
-    from grader.rebuild import build, scope_safe
+    from grader.architecture import scope_safe
+    from grader.rebuild import build
     from grader.train import compiled
     keras = keras_module()
 
@@ -191,7 +192,8 @@ def layers(spec: dict[str, Any]) -> dict[str, Any]:
     and the images/s all of them together would allow: the ceiling the convolution kernels
     put on training, whatever the pipeline does."""
     from grader.lazy import keras as keras_module, tensorflow
-    from grader.rebuild import build, scope_safe, walk_layers
+    from grader.architecture import scope_safe
+    from grader.rebuild import build, walk_layers
     keras, tf = keras_module(), tensorflow()
 
     exercise, profile, _split = _data(spec)

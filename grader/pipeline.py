@@ -20,8 +20,8 @@ from grader.errors import GradingError
 from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
 from grader.notebook import sha256, validate
-from grader.rebuild import (ConfigRejected, ModelInfo, architecture, build, describe,
-                            parse_config, scan)
+from grader.architecture import architecture
+from grader.rebuild import ConfigRejected, ModelInfo, build, describe, parse_config, scan
 from grader.samples import samples
 
 log = logging.getLogger(__name__)

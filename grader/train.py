@@ -178,7 +178,8 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
     keras = keras_module()
 
     from grader import device as devices
-    from grader.rebuild import build, scope_safe
+    from grader.architecture import scope_safe
+    from grader.rebuild import build
 
     keras.utils.set_random_seed(profile.seed)  # Python, NumPy and TensorFlow
     device, strategy = devices.detect(precision)

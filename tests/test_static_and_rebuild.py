@@ -45,7 +45,8 @@ def test_escapes_are_found_as_ipython_sees_them() -> None:
 def test_scope_safe_renames_functional_layers_consistently() -> None:
     import keras
 
-    from grader.rebuild import build, scope_safe
+    from grader.architecture import scope_safe
+    from grader.rebuild import build
 
     inputs = keras.Input((32, 32, 3), name="in <put>")
     x = keras.layers.Conv2D(4, 3, name="conv <img src=x onerror=alert(1)>")(inputs)
