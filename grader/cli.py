@@ -13,13 +13,13 @@ from typing import Any
 
 import click
 
+from grader.cli_data import data
+from grader.cli_options import DIR, EXISTING_DIR, exercise_option
 from grader.errors import GradingError
-from grader.exercise import DEFAULT_EXERCISE, DEFAULT_PROFILE
+from grader.exercise import DEFAULT_PROFILE
 from grader.lazy import quiet_libraries
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE = 0, 1, 2
-DIR = click.Path(file_okay=False, path_type=Path)
-EXISTING_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 def _load(exercise: str, profile: str, cell_timeout: int | None = None,
@@ -93,8 +93,6 @@ def _grade(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
     return _summary(grade(request, lambda line: click.echo(line, err=True)), out)
 
 
-_exercise_option = click.option("--exercise", default=DEFAULT_EXERCISE, show_default=True,
-                                help="Exercise name (a folder of exercises/) or folder path.")
 _profile_option = click.option("--profile", default=DEFAULT_PROFILE, show_default=True,
                                help="Training profile from the exercise file.")
 _precision_option = click.option(
@@ -138,7 +136,7 @@ def _grading_options(command):
                      help="Folder of flower shards."),
         click.option("--out", required=True, type=DIR,
                      help="Folder for result.json and report.html."),
-        _exercise_option, _profile_option,
+        exercise_option, _profile_option,
         click.option("--test-data", type=EXISTING_DIR,
                      help="Private test shards for the verdict."),
         _precision_option, _deterministic_option, _mirror_option,
@@ -179,7 +177,7 @@ def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Pat
               help="Submissions graded at once on this machine [default: half the cores].")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Run on a Dask cluster, e.g. tcp://HOST:8786, instead of local workers.")
-@_exercise_option
+@exercise_option
 @_profile_option
 @click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
 @_precision_option
@@ -215,7 +213,7 @@ def batch(submissions: Path, data: Path, out: Path, workers: int | None, schedul
 @cli.command()
 @click.option("--out", default=Path("demo-output"), show_default=True, type=DIR,
               help="Folder for the synthetic data and both reports.")
-@_exercise_option
+@exercise_option
 def demo(out: Path, exercise: str) -> None:
     """Make synthetic flowers, grade the reference and the untouched student notebook."""
     from grader.demo import run_demo
@@ -237,73 +235,7 @@ def render(out_dir: Path) -> None:
     click.echo(f"rendered {count} result(s) in {out_dir}")
 
 
-@cli.group()
-def data() -> None:
-    """Make flower shards in the codelab's TFRecord format."""
-
-
-@data.command("synth")
-@click.option("--out", required=True, type=DIR, help="Folder for the shards.")
-@click.option("--images", default=1280, show_default=True, type=click.IntRange(min=1))
-@click.option("--size", default=192, show_default=True, type=int, help="Image side in pixels.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--shards", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--clutter", default=1.0, show_default=True, type=click.FloatRange(0, 1),
-              help="Nuisances around the flowers (grass, blobs, occlusion, blur, noise): "
-                   "1 all, 0 none.")
-@_exercise_option
-def data_synth(out: Path, images: int, size: int, seed: int, shards: int, clutter: float,
-               exercise: str) -> None:
-    """Write procedural synthetic flowers as shards."""
-    from grader.data import synthesize
-
-    loaded, _ = _load(exercise, DEFAULT_PROFILE)
-    written = synthesize(out, loaded.classes, images, size, seed, shards, clutter)
-    click.echo(f"wrote {written.images} images in {len(written.files)} shards to {out}")
-
-
-@data.command("import")
-@click.argument("photos_dir", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=DIR, help="Folder for the shards.")
-@click.option("--size", default=192, show_default=True, type=int, help="Image side in pixels.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Shuffles the photos.")
-@click.option("--shards", default=16, show_default=True, type=click.IntRange(min=1))
-@_exercise_option
-def data_import(photos_dir: Path, out: Path, size: int, seed: int, shards: int,
-                exercise: str) -> None:
-    """Turn a flower_photos-style PHOTOS_DIR (one folder per class) into shards."""
-    from grader.data import import_photos
-
-    loaded, _ = _load(exercise, DEFAULT_PROFILE)
-    written = import_photos(photos_dir, out, loaded.classes, size, seed, shards)
-    counts = ", ".join(f"{c} {n}" for c, n in zip(loaded.classes, written.per_class))
-    click.echo(f"wrote {written.images} images ({counts}) in {len(written.files)} shards "
-               f"to {out}")
-
-
-@data.command("fetch")
-@click.option("--out", required=True, type=DIR, help="Folder for the shards.")
-@click.option("--size", default=192, show_default=True, type=int, help="Image side in pixels.")
-@click.option("--url", help="Download from this address instead of the exercise's.")
-@click.option("--sha256", help="Expected SHA-256 of the archive (with --url).")
-@_exercise_option
-def data_fetch(out: Path, size: int, url: str | None, sha256: str | None, exercise: str) -> None:
-    """Download the public flower photo archive, verify it, and turn it into shards."""
-    from grader.fetch import fetch
-
-    loaded, _ = _load(exercise, DEFAULT_PROFILE)
-    if url and not sha256:
-        raise click.BadParameter("give the archive's checksum too.", param_hint="--sha256")
-    with click.progressbar(length=loaded.dataset.size, label="downloading",
-                           file=sys.stderr) as bar:
-        def progress(done: int, total: int | None) -> None:
-            bar.length = total or bar.length
-            bar.update(done - bar.pos)
-
-        written = fetch(loaded.dataset, out, loaded.classes, size, progress, url, sha256)
-    counts = ", ".join(f"{c} {n}" for c, n in zip(loaded.classes, written.per_class))
-    click.echo(f"wrote {written.images} images ({counts}) in {len(written.files)} shards "
-               f"to {out}")
+cli.add_command(data)
 
 
 def main() -> None:

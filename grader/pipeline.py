@@ -15,18 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import datacache, hints, result as results, rules, sandbox, static
+from grader import datacache, extract, hints, result as results, rules, sandbox, static
+from grader.architecture import architecture
 from grader.errors import GradingError
 from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
 from grader.notebook import sha256, validate
-from grader.architecture import architecture
 from grader.rebuild import ConfigRejected, ModelInfo, build, describe, parse_config, scan
 from grader.samples import samples
 
 log = logging.getLogger(__name__)
 EXECUTED_NAME = "executed.ipynb"
-CLAIM_GAP = 0.10  # claimed vs verified accuracy gap that gets flagged
 
 
 @dataclass(frozen=True)
@@ -159,12 +158,13 @@ def inspect(request: Request, result: dict[str, Any], clock: _Clock) -> Inspecti
     execution = _execute(notebook, request, result)
     mark = clock.lap("execute", mark)
     result["student_training"] = execution.payload.get("fit_calls") or []
-    config = parse_config(_config_text(execution.payload, result))
+    config = parse_config(extract.config_text(execution.payload, result))
     findings = scan(config, request.exercise.rules)
     info = None if rules.unsafe(findings) else describe(build(config))
     if info is not None:
         result["model"].update(info.as_dict(), architecture=architecture(config))
-    checks = rules.check(info, findings, request.exercise, _records(execution.payload))
+    checks = rules.check(info, findings, request.exercise,
+                         extract.records(execution.payload))
     result["checks"] = [c.as_dict() for c in checks]
     clock.lap("rebuild", mark)
     if not all(c.passed for c in checks):
@@ -192,19 +192,7 @@ def finish(result: dict[str, Any], info: ModelInfo | None, trained: dict[str, An
     accuracy = result["accuracy"]
     result.update(status="graded", passed=accuracy >= exercise.target.accuracy,
                   score=results.score(checks, accuracy, exercise))
-    _compare_claim(result)
-
-
-def _compare_claim(result: dict[str, Any]) -> None:
-    """Flag a notebook whose saved outputs claim far more (or less) than the grader measured."""
-    claimed, verified = result.get("claimed_accuracy"), result.get("accuracy")
-    if claimed is None or verified is None:
-        return
-    result["claim_flagged"] = abs(claimed - verified) > CLAIM_GAP
-    if result["claim_flagged"]:
-        result["warnings"].append(
-            f"The notebook's outputs claim {claimed:.1%} validation accuracy; the grader "
-            f"measured {verified:.1%}. Only the grader's number counts.")
+    static.compare_claim(result)
 
 
 def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
@@ -235,33 +223,6 @@ def _unmapped_message(exercise: Exercise) -> str:
     return ("{path} has no local copy on this grading machine. Instructors: serve it with "
             "`--mirror {prefix}=DIR` (the exercise file lists the known prefixes: "
             + ", ".join(exercise.mirror) + ").")
-
-
-def _config_text(payload: dict[str, Any], result: dict[str, Any]) -> str:
-    """The model config from the extraction payload, or an error saying what was found."""
-    candidates = [str(c) for c in payload.get("candidates") or []][:20]
-    result["model"].update(variable=payload.get("variable"), candidates=candidates,
-                           reason=payload.get("reason"),
-                           ambiguous=bool(payload.get("ambiguous")))
-    config = payload.get("config")
-    if payload.get("ambiguous"):
-        result["warnings"].append(
-            f"The notebook holds several Keras models ({', '.join(candidates)}); the grader "
-            f"took {payload.get('variable')}, {payload.get('reason')}. Name the model to grade "
-            f"`model` to choose it yourself.")
-    if isinstance(config, str):
-        return config
-    if payload.get("error"):
-        raise GradingError("extract", f"The grader could not take the model out of the "
-                           f"notebook: {payload['error']}. Build your model with keras and "
-                           f"assign it to a variable named `model`.")
-    if candidates:
-        raise GradingError("extract", f"The notebook built several Keras models "
-                           f"({', '.join(candidates)}) and none is named `model`. Assign the "
-                           f"one to grade to a variable named `model`.")
-    raise GradingError("extract", "The notebook never built a Keras model: no variable holds "
-                       "one after the last cell. Build your model and assign it to a variable "
-                       "named `model`.")
 
 
 @dataclass(frozen=True)
@@ -312,12 +273,6 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
             "accuracy": details["test_accuracy"] if training.test else details["val_accuracy"],
             "samples": samples(val_split, training.validation.predictions, exercise.classes),
             "decoded": splits.decoded}
-
-
-def _records(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """What the kernel saw built or loaded (it can only make the rules stricter)."""
-    return {key: [r for r in payload.get(key) or [] if isinstance(r, dict)][:10]
-            for key in ("applications", "loaded_weights")}
 
 
 def _reject(result: dict[str, Any], exc: ConfigRejected, exercise: Exercise) -> None:

@@ -1,10 +1,12 @@
 """What a submitted notebook says without running it: its shell escapes and magics, and the
-accuracy its saved outputs claim. Read from the notebook as submitted (outputs included)."""
+accuracy its saved outputs claim (and how far that is from the one the grader measured). Read
+from the notebook as submitted (outputs included)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from nbformat import NotebookNode
 
@@ -16,6 +18,7 @@ LOSS_ACC_LIST = re.compile(r"\[\s*val_loss\s*,\s*val_acc(?:uracy)?\s*\]\s*:?\s*\
                            r"[-0-9.e]+\s*,\s*([0-9]*\.?[0-9]+)")
 FINAL = re.compile(r"final[ _]*(?:validation[ _]*)?acc(?:uracy)?\s*[:=]?\s*"
                    r"([0-9]*\.?[0-9]+)\s*(%?)", re.IGNORECASE)
+CLAIM_GAP = 0.10  # claimed vs verified accuracy gap that gets flagged
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,15 @@ def claimed_accuracy(notebook: NotebookNode) -> float | None:
             value = max(matches)[1]
             claim = value / 100 if value > 1 else value
     return claim
+
+
+def compare_claim(result: dict[str, Any]) -> None:
+    """Flag a notebook whose saved outputs claim far more (or less) than the grader measured."""
+    claimed, verified = result.get("claimed_accuracy"), result.get("accuracy")
+    if claimed is None or verified is None:
+        return
+    result["claim_flagged"] = abs(claimed - verified) > CLAIM_GAP
+    if result["claim_flagged"]:
+        result["warnings"].append(
+            f"The notebook's outputs claim {claimed:.1%} validation accuracy; the grader "
+            f"measured {verified:.1%}. Only the grader's number counts.")

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from grader import cost
+from grader.batchnorm import (BN_BATCHES, BN_EPOCH_BATCHES, batch_norm_forward,
+                              recalibrate_batch_norm)
 from grader.data import Split
 from grader.errors import GradingError
 from grader.exercise import Profile
 from grader.lazy import keras as keras_module, tensorflow
 
 log = logging.getLogger(__name__)
-BN_BATCHES = 16  # training batches that re-estimate BatchNormalization statistics at the end
-BN_EPOCH_BATCHES = 4  # ... and after the other epochs, for the validation curve only
 
 
 @dataclass(frozen=True)
@@ -195,58 +195,6 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
             metrics=["accuracy"])
     return model, device, deterministic
-
-
-def recalibrate_batch_norm(model, batches, forward=None) -> None:
-    """Set every BatchNormalization layer's moving statistics to their exact average over
-    ``batches`` of training images ("precise BN").
-
-    Keras starts the moving variance at 1 and updates it with momentum 0.99, so after a few
-    hundred steps (a short profile) it still remembers the 1 while a layer's real variance may be
-    0.005: evaluated with those statistics, a well-trained model predicts one class. Training
-    never reads the moving statistics, so replacing them changes nothing but evaluation, and
-    grades every model's BatchNormalization alike whatever momentum the student chose.
-
-    With momentum 0 each forward pass leaves one batch's statistics in the moving ones; they are
-    read and averaged here. ``forward`` is that pass, compiled once per model by
-    :func:`batch_norm_forward` (a Python call of the model runs layer by layer, about twice as
-    long); without it the model is called directly.
-    """
-    keras = keras_module()
-    from grader.rebuild import walk_layers
-
-    layers = [layer for layer in walk_layers(model)
-              if isinstance(layer, keras.layers.BatchNormalization)]
-    if not layers:
-        return
-    forward = forward or (lambda images: model(images, training=True))
-    momenta = [layer.momentum for layer in layers]
-    means = [np.zeros(layer.moving_mean.shape, np.float64) for layer in layers]
-    variances = [np.zeros(layer.moving_variance.shape, np.float64) for layer in layers]
-    count = 0
-    try:
-        for layer in layers:
-            layer.momentum = 0.0
-        for images, _ in batches:
-            forward(images)
-            count += 1
-            for layer, mean, variance in zip(layers, means, variances):
-                mean += layer.moving_mean.numpy()
-                variance += layer.moving_variance.numpy()
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-    if count:
-        for layer, mean, variance in zip(layers, means, variances):
-            layer.moving_mean.assign(mean / count)
-            layer.moving_variance.assign(variance / count)
-
-
-def batch_norm_forward(model):
-    """The training-mode forward pass :func:`recalibrate_batch_norm` runs, compiled. It is
-    traced with the momentum the recalibration sets (0), so it is only for that."""
-    return tensorflow().function(lambda images: model(images, training=True),
-                                 reduce_retracing=True)
 
 
 def _Meter(profile: Profile, steps_per_epoch: int, forward_images: int, host: str,

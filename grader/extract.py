@@ -1,0 +1,45 @@
+"""The extract stage: what the kernel's extraction cell reported, read as untrusted data.
+
+The payload (grader/inkernel/extract.py writes it) names the model the notebook built, carries
+its Keras JSON config as text, and lists what the kernel saw built or loaded. Only the config's
+text goes on, to grader.rebuild's limits and allow-lists; the rest only informs the result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grader.errors import GradingError
+
+
+def config_text(payload: dict[str, Any], result: dict[str, Any]) -> str:
+    """The model config from the extraction payload, or an error saying what was found."""
+    candidates = [str(c) for c in payload.get("candidates") or []][:20]
+    result["model"].update(variable=payload.get("variable"), candidates=candidates,
+                           reason=payload.get("reason"),
+                           ambiguous=bool(payload.get("ambiguous")))
+    config = payload.get("config")
+    if payload.get("ambiguous"):
+        result["warnings"].append(
+            f"The notebook holds several Keras models ({', '.join(candidates)}); the grader "
+            f"took {payload.get('variable')}, {payload.get('reason')}. Name the model to grade "
+            f"`model` to choose it yourself.")
+    if isinstance(config, str):
+        return config
+    if payload.get("error"):
+        raise GradingError("extract", f"The grader could not take the model out of the "
+                           f"notebook: {payload['error']}. Build your model with keras and "
+                           f"assign it to a variable named `model`.")
+    if candidates:
+        raise GradingError("extract", f"The notebook built several Keras models "
+                           f"({', '.join(candidates)}) and none is named `model`. Assign the "
+                           f"one to grade to a variable named `model`.")
+    raise GradingError("extract", "The notebook never built a Keras model: no variable holds "
+                       "one after the last cell. Build your model and assign it to a variable "
+                       "named `model`.")
+
+
+def records(payload: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """What the kernel saw built or loaded (it can only make the rules stricter)."""
+    return {key: [r for r in payload.get(key) or [] if isinstance(r, dict)][:10]
+            for key in ("applications", "loaded_weights")}
