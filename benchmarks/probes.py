@@ -4,7 +4,7 @@
 - ``gemm``: this machine's float32 and bfloat16 matrix-multiplication rate (GFLOP/s), the
   practical limit training is compared with.
 - ``throughput``: training images/s of one architecture, after a warm-up, either the grader's
-  trusted training step (``grader.train.compiled`` and ``make_dataset``: its precision,
+  trusted training step (``grader.training.train.compiled`` and ``make_dataset``: its precision,
   determinism and augmentation) or a plain float32 Keras ``fit`` with the default Adam and no
   augmentation. Also the model's forward FLOPs per image.
 - ``pipeline``: the trusted input pipeline alone (uint8 cache → augmented float batches), images/s.
@@ -60,7 +60,7 @@ def forward_flops(model) -> int:
     """Multiply-adds x 2 of one image's forward pass through the convolution and dense layers
     (the layers that hold the FLOPs; pooling, normalization and activations are not counted)."""
     from grader.lazy import keras as keras_module
-    from grader.rebuild import walk_layers
+    from grader.model.rebuild import walk_layers
     keras = keras_module()
 
     total = 0
@@ -88,9 +88,9 @@ def forward_flops(model) -> int:
 
 def _data(spec: dict[str, Any]):
     """The exercise, the profile and the training split, read through the grader's cache."""
-    from grader import datacache
     from grader.exercise import load_exercise
     from grader.pipeline import TrainingJob
+    from grader.training import datacache
 
     exercise = load_exercise(spec["exercise"])
     profile = exercise.profile(spec["profile"])
@@ -101,9 +101,9 @@ def _data(spec: dict[str, Any]):
 
 def throughput(spec: dict[str, Any]) -> dict[str, Any]:
     from grader.lazy import keras as keras_module
-    from grader.architecture import scope_safe
-    from grader.rebuild import build
-    from grader.train import compiled
+    from grader.model.architecture import scope_safe
+    from grader.model.rebuild import build
+    from grader.training.train import compiled
     keras = keras_module()
 
     exercise, profile, split = _data(spec)
@@ -133,7 +133,7 @@ def throughput(spec: dict[str, Any]) -> dict[str, Any]:
 def _warmed_up(model, split, classes: int, profile):
     """The trusted training batches, repeated, after ``WARMUP_STEPS`` steps of ``model`` on them
     (tracing and oneDNN's first calls are not what is measured)."""
-    from grader.train import make_dataset
+    from grader.training.train import make_dataset
 
     dataset = make_dataset(split, classes, profile, True).repeat()
     model.fit(dataset, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
@@ -169,7 +169,7 @@ def _StepClock(on_first=None, on_last=None):
 
 
 def pipeline(spec: dict[str, Any]) -> dict[str, Any]:
-    from grader.train import make_dataset
+    from grader.training.train import make_dataset
 
     exercise, profile, split = _data(spec)
     dataset = make_dataset(split, len(exercise.classes), profile, True).repeat()
@@ -192,8 +192,8 @@ def layers(spec: dict[str, Any]) -> dict[str, Any]:
     and the images/s all of them together would allow: the ceiling the convolution kernels
     put on training, whatever the pipeline does."""
     from grader.lazy import keras as keras_module, tensorflow
-    from grader.architecture import scope_safe
-    from grader.rebuild import build, walk_layers
+    from grader.model.architecture import scope_safe
+    from grader.model.rebuild import build, walk_layers
     keras, tf = keras_module(), tensorflow()
 
     exercise, profile, _split = _data(spec)
@@ -251,7 +251,7 @@ def ops(spec: dict[str, Any]) -> dict[str, Any]:
 def ops_steps(spec: dict[str, Any]) -> dict[str, Any]:
     """Warm up, then ``steps`` trusted steps between two markers on stdout (oneDNN writes its
     lines with C's stdio, flushed at each marker so the lines fall on the right side)."""
-    from grader.train import compiled
+    from grader.training.train import compiled
 
     exercise, profile, split = _data(spec)
     config = json.loads(Path(spec["config"]).read_text())

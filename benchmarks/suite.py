@@ -72,7 +72,7 @@ class Record:
 
 
 def machine() -> dict[str, Any]:
-    from grader.device import BF16_CPU_FLAGS, cpu_flags
+    from grader.training.device import BF16_CPU_FLAGS, cpu_flags
 
     models = [line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
               if line.startswith("model name")]
@@ -253,9 +253,9 @@ class Suite:
         """bf16 (the policy auto chooses here) against float32, ``seeds`` trainings each, on
         the run's data. The grading run above is the automatic policy's first seed (same
         architecture, data, profile, seed 42 and determinism), so it is not trained twice."""
+        from grader.batch.tasks import run_task
         from grader.exercise import load_exercise
         from grader.pipeline import TrainingJob
-        from grader.tasks import run_task
 
         exercise = load_exercise(self.exercise)
         profile = exercise.profile(self.size.profile)

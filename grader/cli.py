@@ -194,8 +194,8 @@ def batch(submissions: Path, data: Path, out: Path, workers: int | None, schedul
           no_train: bool, max_minutes: float | None, **execution: Any) -> None:
     """Grade a class: SUBMISSIONS is a folder of notebooks, a folder of per-student folders,
     or an LMS export .zip. Rerunning the same command resumes where it stopped."""
-    from grader import batch as batches
-    from grader.progress import Progress
+    from grader.batch import driver as batches
+    from grader.batch.progress import Progress
 
     loaded, chosen = _load(exercise, profile, **execution)
     job = batches.Batch(submissions, data, out, loaded, chosen, test_data, precision,

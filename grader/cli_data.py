@@ -30,7 +30,7 @@ def data() -> None:
 def data_synth(out: Path, images: int, size: int, seed: int, shards: int, clutter: float,
                exercise: str) -> None:
     """Write procedural synthetic flowers as shards."""
-    from grader.data import synthesize
+    from grader.training.data import synthesize
 
     loaded = load_exercise(exercise)
     written = synthesize(out, loaded.classes, images, size, seed, shards, clutter)
@@ -47,7 +47,7 @@ def data_synth(out: Path, images: int, size: int, seed: int, shards: int, clutte
 def data_import(photos_dir: Path, out: Path, size: int, seed: int, shards: int,
                 exercise: str) -> None:
     """Turn a flower_photos-style PHOTOS_DIR (one folder per class) into shards."""
-    from grader.data import import_photos
+    from grader.training.data import import_photos
 
     loaded = load_exercise(exercise)
     written = import_photos(photos_dir, out, loaded.classes, size, seed, shards)
@@ -64,7 +64,7 @@ def data_import(photos_dir: Path, out: Path, size: int, seed: int, shards: int,
 @exercise_option
 def data_fetch(out: Path, size: int, url: str | None, sha256: str | None, exercise: str) -> None:
     """Download the public flower photo archive, verify it, and turn it into shards."""
-    from grader.fetch import fetch
+    from grader.training.fetch import fetch
 
     loaded = load_exercise(exercise)
     if url and not sha256:

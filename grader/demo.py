@@ -21,8 +21,8 @@ DEMO_CLUTTER = 0.0
 def run_demo(out: Path, exercise_name: str, echo: Callable[[str], None] = print) -> int:
     """Grade both notebooks on fresh synthetic data. Exit code 0 when the reference passes and
     the untouched student notebook (rightly) does not."""
-    from grader.data import synthesize
     from grader.pipeline import Request, grade
+    from grader.training.data import synthesize
 
     exercise = load_exercise(exercise_name)
     profile = exercise.profile(DEMO_PROFILE)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GradingError
-from grader.rules import ORDER as RULE_IDS
-from grader.sandbox import Limits
+from grader.kernel.sandbox import Limits
+from grader.model.rules import ORDER as RULE_IDS
 
 # The kernel's limits when the exercise file's [sandbox] table leaves one out.
 DEFAULT_LIMITS = Limits(memory_bytes=12 << 30, max_processes=512, file_size_bytes=1 << 30,
@@ -163,7 +163,7 @@ def load_exercise(name_or_path: str | Path = DEFAULT_EXERCISE) -> Exercise:
 
 
 def _rules(table: dict[str, Any], where: str, numbers: dict[str, int]) -> Rules:
-    """The [rules] table, with every rule's texts (grader.rules.RULES names the rules)."""
+    """The [rules] table, with every rule's texts (grader.model.rules.RULES names the rules)."""
     table = dict(table)
     entries = table.pop("text", {})
     missing = [rule_id for rule_id in RULE_IDS if rule_id not in entries]

@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import datacache, extract, hints, result as results, rules, sandbox, static
-from grader.architecture import architecture
+from grader import result as results
 from grader.errors import GradingError
-from grader.execute import Execution, Plan, execute
 from grader.exercise import Exercise, Profile
-from grader.notebook import sha256, validate
-from grader.rebuild import ConfigRejected, ModelInfo, build, describe, parse_config, scan
-from grader.samples import samples
+from grader.kernel import extract, sandbox, static
+from grader.kernel.execute import Execution, Plan, execute
+from grader.kernel.notebook import sha256, validate
+from grader.model import hints, rules
+from grader.model.architecture import architecture
+from grader.model.rebuild import ConfigRejected, ModelInfo, build, describe, parse_config, scan
+from grader.training import datacache
+from grader.training.samples import samples
 
 log = logging.getLogger(__name__)
 EXECUTED_NAME = "executed.ipynb"
@@ -252,7 +255,7 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
     that decides (test data when given, else validation) and the sample predictions.
     ``on_projection`` hears the measured speed and projected duration (a
     :class:`grader.cost.Projection`) after the first steps."""
-    from grader.train import train
+    from grader.training.train import train
 
     def projected(projection) -> bool:
         if on_projection is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from grader import __version__
 from grader.exercise import Exercise, Profile
-from grader.rules import Check
+from grader.model.rules import Check
 
 RESULT_NAME = "result.json"
 SCHEMA = 1

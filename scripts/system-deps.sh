@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # System packages the grader and its tests use. Installed with apt when running as root on a
-# Debian-like machine; otherwise we only say what is missing (the features that need them say so too).
+# Debian-like machine; otherwise we only say what is missing (the features that need them say so
+# too).
 set -euo pipefail
 
 packages=(
     chromium     # headless browser for the report tests (Playwright drives it)
-    bubblewrap   # the sandbox of the student's kernel (grader/sandbox.py)
+    bubblewrap   # the sandbox of the student's kernel (grader/kernel/sandbox.py)
 )
 
 missing=()

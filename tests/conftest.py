@@ -17,7 +17,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import cost, device
+from grader import cost
+from grader.training import device
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
@@ -236,7 +237,7 @@ def student_smoke(small_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def _running_grader_processes() -> list[str]:
     """Kernels, sandboxes and task processes still running, and any process of a kernel's
-    user (uids from 200000, grader/sandbox.py); zombies excluded."""
+    user (uids from 200000, grader/kernel/sandbox.py); zombies excluded."""
     alive = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -250,7 +251,7 @@ def _running_grader_processes() -> list[str]:
                    "")
         program = Path(command.split(" ", 1)[0]).name
         if uid.isdigit() and int(uid) >= 200_000 or program == "bwrap" or any(
-                k in command for k in ("ipykernel_launcher", "grader.tasks")):
+                k in command for k in ("ipykernel_launcher", "grader.batch.tasks")):
             alive.append(f"{proc.name} uid={uid}: {command[:100]}")
     return alive
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import SHARED_PHOTOS
-from grader.data import SHARD_NAME, iter_records, shard_files, split_files
+from grader.training.data import SHARD_NAME, iter_records, shard_files, split_files
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
@@ -120,7 +120,7 @@ def test_synth_refuses_too_few_images(tmp_path: Path, grade_here) -> None:
 @pytest.mark.skipif(not SHARED_PHOTOS.is_dir(), reason="../shared/flowers-photos is absent")
 def test_import_reads_every_real_photo_folder(tmp_path: Path) -> None:
     # Only the listing: the full import runs in the calibrated test on real photos.
-    from grader.data import list_photos
+    from grader.training.data import list_photos
 
     photos = list_photos(SHARED_PHOTOS, tuple(CLASSES))
     on_disk = {index: sum(1 for f in (SHARED_PHOTOS / name).iterdir()

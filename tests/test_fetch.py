@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from grader.data import iter_records, shard_files
+from grader.training.data import iter_records, shard_files
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader import device
-from grader.rebuild import build
+from grader.model.rebuild import build
+from grader.training import device
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def _models():
 @pytest.mark.training
 def test_under_bf16_every_layer_computes_in_bf16_but_the_output_is_float32() -> None:
     from grader.lazy import keras as keras_module
-    from grader.rebuild import walk_layers
+    from grader.model.rebuild import walk_layers
     keras = keras_module()
     images = np.zeros((2, 16, 16, 3), "float32")
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import run_grade
 from grader.exercise import load_exercise
-from grader.rules import UNSAFE
+from grader.model.rules import UNSAFE
 
 HEAD = "import keras\nimport numpy as np\nfrom keras import layers\n"
 GAP_HEAD = "layers.GlobalAveragePooling2D(), layers.Dense(5, activation='softmax')"

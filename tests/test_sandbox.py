@@ -259,7 +259,7 @@ def test_a_500_mb_notebook_is_refused_without_reading_it(tmp_path: Path,
     ("../../etc/passwd", "etc_passwd"), ("..", "student"), (".hidden", "hidden"),
     ("a/b\\c", "a_b_c"), ("<script>", "script"), ("x" * 300, "x" * 64)])
 def test_student_ids_cannot_leave_the_output_folder(raw: str, expected: str) -> None:
-    from grader.submissions import safe_id
+    from grader.batch.submissions import safe_id
 
     assert safe_id(raw) == expected
 

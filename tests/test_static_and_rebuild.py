@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from grader.static import claimed_accuracy, escapes
+from grader.kernel.static import claimed_accuracy, escapes
 
 
 def _with_outputs(*texts: str):
@@ -45,8 +45,8 @@ def test_escapes_are_found_as_ipython_sees_them() -> None:
 def test_scope_safe_renames_functional_layers_consistently() -> None:
     import keras
 
-    from grader.architecture import scope_safe
-    from grader.rebuild import build
+    from grader.model.architecture import scope_safe
+    from grader.model.rebuild import build
 
     inputs = keras.Input((32, 32, 3), name="in <put>")
     x = keras.layers.Conv2D(4, 3, name="conv <img src=x onerror=alert(1)>")(inputs)

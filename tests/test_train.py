@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grader.batchnorm import batch_norm_forward, recalibrate_batch_norm
+from grader.training.batchnorm import batch_norm_forward, recalibrate_batch_norm
 
 
 def test_precise_batch_norm_statistics_are_the_average_over_the_batches() -> None:

@@ -13,9 +13,9 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.crash import crashed_thread, log_tail
-from grader.execute import GRADER_TAG, TRACEBACK_LINES, _execution_error, prepare
-from grader.inkernel import source
+from grader.kernel.crash import crashed_thread, log_tail
+from grader.kernel.execute import GRADER_TAG, TRACEBACK_LINES, _execution_error, prepare
+from grader.kernel.inkernel import source
 
 PARAMETERS = {"GCS_PATTERN": "/data/shards/*.tfrec", "EPOCHS": 1}
 RUNTIME = {"mirror": {"gs://flowers-public/tfrecords-jpeg-192x192-2": "/data/shards"},

@@ -14,10 +14,10 @@ from xml.etree import ElementTree
 import pytest
 
 from grader.exercise import load_exercise
+from grader.model.rebuild import Finding, LayerInfo, ModelInfo
+from grader.model.rules import MODEL_RULES, ORDER, check
 from grader.pipeline import finish
-from grader.rebuild import Finding, LayerInfo, ModelInfo
 from grader.result import score, skeleton
-from grader.rules import MODEL_RULES, ORDER, check
 from reports.exports import dumps, gradescope, grades_csv, junit
 
 EXERCISE = load_exercise()

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from grader import rebuild
 from grader.errors import GradingError
 from grader.exercise import Rules, load_exercise
-from grader.architecture import SCOPE_SAFE, architecture, scope_safe
-from grader.rebuild import (ALWAYS_ALLOWED, MAX_CONFIG_BYTES, MAX_DEPTH, ConfigRejected, Finding,
-                            parse_config, scan)
+from grader.model import rebuild
+from grader.model.architecture import SCOPE_SAFE, architecture, scope_safe
+from grader.model.rebuild import (ALWAYS_ALLOWED, MAX_CONFIG_BYTES, MAX_DEPTH, ConfigRejected,
+                                  Finding, parse_config, scan)
 
 POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
           "registered_name": None}

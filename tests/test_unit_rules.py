@@ -12,11 +12,12 @@ import pytest
 
 from grader.errors import GradingError
 from grader.exercise import load_exercise
-from grader.hints import hints
-from grader.rebuild import Finding, LayerInfo, ModelInfo
+from grader.model.hints import hints
+from grader.model.rebuild import Finding, LayerInfo, ModelInfo
+from grader.model.rules import (CONFIG_RULES, MODEL_RULES, ORDER, UNSAFE, Check, check, too_large,
+                                unsafe)
+from grader.model.rules import RULES as REGISTRY
 from grader.result import score
-from grader.rules import CONFIG_RULES, MODEL_RULES, ORDER, UNSAFE, Check, check, too_large, unsafe
-from grader.rules import RULES as REGISTRY
 
 EXERCISE = load_exercise()
 SIZE, CLASSES, RULES = EXERCISE.image_size, len(EXERCISE.classes), EXERCISE.rules

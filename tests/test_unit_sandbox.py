@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from grader import sandbox
 from grader.errors import GradingError
-from grader.sandbox import ETC_FILES, ISOLATED, LIMITS_ONLY, Limits, isolation, warning, wrap
+from grader.kernel import sandbox
+from grader.kernel.sandbox import ETC_FILES, ISOLATED, LIMITS_ONLY, Limits, isolation, warning, wrap
 
 BWRAP = "/usr/bin/bwrap"
 LIMITS = Limits(memory_bytes=4 << 30, max_processes=256, file_size_bytes=1 << 28,

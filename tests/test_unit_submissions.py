@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader.batch.submissions import Found, Submission, discover, safe_id, unpack
 from grader.errors import GradingError
-from grader.submissions import Found, Submission, discover, safe_id, unpack
 
 NOTEBOOK_NAME = "flowers-cnn.ipynb"
 

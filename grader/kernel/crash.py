@@ -8,7 +8,7 @@ import re
 import signal
 from dataclasses import dataclass
 
-from grader.sandbox import Limits
+from grader.kernel.sandbox import Limits
 
 # ipykernel's start-up banner: how to connect to it (a temporary path), never the cause.
 KERNEL_BANNER = re.compile(r"NOTE: When using the `ipython kernel` entry point.*?--existing \S+",

@@ -11,7 +11,7 @@ import base64
 import numpy as np
 from PIL import Image
 
-from grader.data import Split, encode_jpeg
+from grader.training.data import Split, encode_jpeg
 
 SAMPLES = 24       # photos in the report's grid
 THUMBNAIL = 96     # pixels per side

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grader import data
-from grader.data import Split
-from grader.notebook import sha256
+from grader.kernel.notebook import sha256
+from grader.training import data
+from grader.training.data import Split
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"

@@ -26,7 +26,7 @@ def recalibrate_batch_norm(model, batches, forward=None) -> None:
     :func:`batch_norm_forward` (a Python call of the model runs layer by layer, about twice as
     long); without it the model is called directly.
     """
-    from grader.rebuild import walk_layers
+    from grader.model.rebuild import walk_layers
 
     keras = keras_module()
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # types only: the exercise loader reads RULES, so no import back at run time
     from grader.exercise import Exercise
-    from grader.rebuild import Finding, ModelInfo
+    from grader.model.rebuild import Finding, ModelInfo
 
 # Names keras.applications gives its models and layers (MobileNetV2 → "mobilenetv2_1.00_192").
 APPLICATION_NAME = re.compile(r"^(mobilenet|resnet|vgg|inception|xception|densenet|nasnet|"

@@ -2,7 +2,7 @@
 
 How a batch runs (docs/batch.md):
 
-1. :mod:`grader.submissions` finds the students. A student whose OUT/<id>/result.json was made
+1. :mod:`grader.batch.submissions` finds the students. A student whose OUT/<id>/result.json was made
    by this same batch (same notebook content, exercise, data, profile and grader version) is
    done already and is not graded again: that is how a killed batch resumes.
 2. Each distinct notebook content is inspected once (``inspect`` task: execute, extract,
@@ -35,13 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import __version__, datacache, pipeline, result as results
+from grader import __version__, pipeline, result as results
+from grader.batch.submissions import Submission, discover
+from grader.batch.tasks import run_task
 from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
-from grader.notebook import sha256
-from grader.rebuild import ModelInfo
-from grader.submissions import Submission, discover
-from grader.tasks import run_task
+from grader.kernel.notebook import sha256
+from grader.model.rebuild import ModelInfo
+from grader.training import datacache
 
 log = logging.getLogger(__name__)
 INSPECT_MARGIN = 240        # seconds beyond the notebook timeout: kernel start, rebuild
@@ -139,7 +140,8 @@ class DaskEngine:
         except (OSError, TimeoutError) as exc:
             raise GradingError("usage", f"No Dask scheduler answered at {address} ({exc}). "
                                f"Start one with `dask scheduler` and workers with `dask worker "
-                               f"{address} --nthreads 1` (README, 'Grading on a cluster').") from None
+                               f"{address} --nthreads 1` (README, 'Grading on a cluster').") \
+                from None
         self.parallel = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, kind: str, payload: Any, timeout: float):

@@ -7,5 +7,5 @@ HERE = Path(__file__).resolve().parent
 
 
 def source(name: str) -> str:
-    """The text of ``grader/inkernel/<name>.py``."""
+    """The text of ``grader/kernel/inkernel/<name>.py``."""
     return (HERE / f"{name}.py").read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from grader.exercise import Exercise
-from grader.rebuild import CONVOLUTIONS, LayerInfo, ModelInfo
+from grader.model.rebuild import CONVOLUTIONS, LayerInfo, ModelInfo
 
 POOLING = frozenset({"MaxPooling2D", "AveragePooling2D"})
 

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
-from grader.data import ShardSet, import_photos
 from grader.errors import DataError
 from grader.exercise import Dataset
-from grader.notebook import sha256 as sha256_of
+from grader.kernel.notebook import sha256 as sha256_of
+from grader.training.data import ShardSet, import_photos
 
 CHUNK = 1 << 16
 TIMEOUT = 30  # seconds without a byte before a download counts as stalled

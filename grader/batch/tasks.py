@@ -1,8 +1,8 @@
 """The units of work of ``grade batch``, each run in a fresh interpreter.
 
 :func:`run_task` is what the local pool's threads and Dask's workers call. It starts
-``python -m grader.tasks SPEC`` in its own session, waits with a deadline, and always returns a
-JSON-able dict: the task's answer, or ``{"failed": message}`` when the process hung, crashed or was
+``python -m grader.batch.tasks SPEC`` in its own session, waits with a deadline, and always
+returns a JSON-able dict: the task's answer, or ``{"failed": message}`` when the process hung, crashed or was
 killed. A submission that kills its kernel, or a training that segfaults, therefore takes down one
 process, never the batch or a Dask worker. When the task ends, whatever it left running in its
 session is killed; when the batch itself is killed (even with SIGKILL), Linux kills the task
@@ -43,7 +43,7 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
         spec.write_bytes(pickle.dumps({"kind": kind, "payload": payload, "answer": str(answer)}))
         with open(output, "w+b") as stream:
             process = subprocess.Popen(
-                [sys.executable, "-m", "grader.tasks", str(spec)], stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "grader.batch.tasks", str(spec)], stdin=subprocess.DEVNULL,
                 stdout=stream, stderr=subprocess.STDOUT, start_new_session=True,
                 preexec_fn=_die_with_parent, cwd=private)
             try:
@@ -126,7 +126,7 @@ def _with_out(request, out: Path):
 
 
 def _prepare(job) -> dict[str, Any]:
-    from grader import datacache
+    from grader.training import datacache
 
     started = time.perf_counter()
     decoded = [datacache.load(source, job.cache).decoded for source in job.sources()]

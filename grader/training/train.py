@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from grader import cost
-from grader.batchnorm import (BN_BATCHES, BN_EPOCH_BATCHES, batch_norm_forward,
-                              recalibrate_batch_norm)
-from grader.data import Split
 from grader.errors import GradingError
 from grader.exercise import Profile
 from grader.lazy import keras as keras_module, tensorflow
+from grader.training.batchnorm import (BN_BATCHES, BN_EPOCH_BATCHES, batch_norm_forward,
+                                       recalibrate_batch_norm)
+from grader.training.data import Split
 
 log = logging.getLogger(__name__)
 
@@ -177,9 +177,9 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
     from fresh weights: (model, Device, deterministic). The benchmarks time this same model."""
     keras = keras_module()
 
-    from grader import device as devices
-    from grader.architecture import scope_safe
-    from grader.rebuild import build
+    from grader.model.architecture import scope_safe
+    from grader.model.rebuild import build
+    from grader.training import device as devices
 
     keras.utils.set_random_seed(profile.seed)  # Python, NumPy and TensorFlow
     device, strategy = devices.detect(precision)

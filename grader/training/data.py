@@ -115,9 +115,9 @@ def _move_in(staging: Path, out_dir: Path) -> tuple[Path, ...]:
 
 def synthesize(out_dir: Path, classes: tuple[str, ...], images: int, size: int,
                seed: int, shards: int = DEFAULT_SHARDS, clutter: float = 1.0) -> ShardSet:
-    """Write ``images`` procedural flowers (grader.synth) as shards; ``clutter`` scales the
+    """Write ``images`` procedural flowers (grader.training.synth) as shards; ``clutter`` scales the
     nuisances around the flowers (1: all of them, 0: none)."""
-    from grader import synth
+    from grader.training import synth
 
     if images < len(classes):
         raise DataError(f"--images {images} is too few: give at least one per class "

@@ -1,7 +1,7 @@
 # Runs in the student's kernel before the first student cell. The grader prepends two literals:
 # `__flowers_grader_config` (the gs:// mirror, allowed magics) and `__flowers_grader_source` (the
-# text of grader/inkernel/runtime.py). The runtime is executed into its own module, so none of
-# its names reach the notebook's namespace; see runtime.py for what it emulates.
+# text of grader/kernel/inkernel/runtime.py). The runtime is executed into its own module, so
+# none of its names reach the notebook's namespace; see runtime.py for what it emulates.
 def __flowers_grader_boot(config, source):
     import sys
     import types

@@ -22,10 +22,11 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from grader import cost, crash, sandbox
+from grader import cost
 from grader.errors import GradingError
-from grader.inkernel import source
-from grader.sandbox import Limits
+from grader.kernel import crash, sandbox
+from grader.kernel.inkernel import source
+from grader.kernel.sandbox import Limits
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,8 @@ def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
 
     The kernel is this interpreter's ipykernel, described by a private kernelspec, so that a
     kernelspec installed on the machine can never change which Python grades. In the sandbox
-    (grader/sandbox.py) its command is wrapped in bwrap and it speaks to us over Unix sockets in
-    ``spec_dir/run``, the only grader folder it sees.
+    (grader/kernel/sandbox.py) its command is wrapped in bwrap and it speaks to us over Unix
+    sockets in ``spec_dir/run``, the only grader folder it sees.
     """
 
     from jupyter_client.kernelspec import KernelSpecManager

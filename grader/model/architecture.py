@@ -2,7 +2,7 @@
 trusted training builds (names TensorFlow accepts, the precision of each layer).
 
 Nothing here imports Keras: these are pure functions of the JSON document, which has already
-passed the size, depth and allow-list checks of grader.rebuild.
+passed the size, depth and allow-list checks of grader.model.rebuild.
 """
 
 from __future__ import annotations

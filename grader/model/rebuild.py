@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from grader.architecture import with_precision
 from grader.errors import GradingError
 from grader.exercise import Rules
 from grader.lazy import keras as keras_module
+from grader.model.architecture import with_precision
 
 MAX_CONFIG_BYTES = 5_000_000  # the codelab's solution serializes to about 10 kB
 MAX_DEPTH = 64                # nesting of the JSON document itself
