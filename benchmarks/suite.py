@@ -72,20 +72,12 @@ class Record:
 
 
 def machine() -> dict[str, Any]:
+    from grader.cost import cpuinfo_field
     from grader.training.device import BF16_CPU_FLAGS, cpu_flags
 
-    models = [line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
-              if line.startswith("model name")]
-    return {"cpu": models[0] if models else platform.processor(),
+    return {"cpu": cpuinfo_field("model name") or platform.processor(),
             "cores": len(os.sched_getaffinity(0)),
             "bf16_flags": sorted(cpu_flags() & BF16_CPU_FLAGS), "python": platform.python_version()}
-
-
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
 
 
 class Suite:

@@ -85,15 +85,21 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The processor's model name, or "unknown CPU"."""
+def cpuinfo_field(key: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The first CPU's ``key`` line of /proc/cpuinfo ("model name", "flags"), or None where it
+    is missing or the file is unreadable. The one reader of that file."""
     try:
         for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == key:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return "unknown CPU"
+    return None
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name, or "unknown CPU"."""
+    return cpuinfo_field("model name", cpuinfo) or "unknown CPU"
 
 
 def cpu_description(flags: set[str], cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -72,3 +72,13 @@ def test_the_ledger_gets_one_line_per_record_and_nothing_without_its_variable(
     monkeypatch.delenv(cost.LEDGER_VARIABLE)
     cost.record({"images": 1})
     assert len(ledger.read_text().splitlines()) == 2
+
+
+def test_one_reader_gives_each_field_of_the_first_cpu(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t\t: fpu avx2\n\n"
+                       "processor\t: 1\nmodel name\t: Other\nflags\t\t: fpu\n")
+    assert cost.cpuinfo_field("model name", cpuinfo) == "AMD EPYC 7B13"
+    assert cost.cpuinfo_field("flags", cpuinfo) == "fpu avx2"
+    assert cost.cpuinfo_field("microcode", cpuinfo) is None
+    assert cost.cpuinfo_field("flags", tmp_path / "missing") is None

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.cost import cpu_description
+from grader.cost import cpu_description, cpuinfo_field
 from grader.lazy import tensorflow
 
 log = logging.getLogger(__name__)
@@ -25,13 +25,7 @@ class Device:
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     """The feature flags of the first CPU, or an empty set where /proc/cpuinfo is unreadable."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set((cpuinfo_field("flags", cpuinfo) or "").split())
 
 
 def cpu_precision(flags: set[str]) -> str:
