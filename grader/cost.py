@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +51,10 @@ class Projection:
         return (f"trusted training: {self.images_per_second:.1f} images/s measured on "
                 f"{self.host}; {self.epochs} epochs, {images:,} training images: about "
                 f"{duration(self.projected_seconds)} in all")
+
+
+# Hears a training's projection once its first steps are timed (printing it, recording it).
+OnProjection = Callable[[Projection], None]
 
 
 def project(images_per_second: float, timed_steps: int, epochs: int, steps_per_epoch: int,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import result as results
+from grader import cost, result as results
 from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
 from grader.kernel import extract, sandbox, static
@@ -250,17 +250,12 @@ class TrainingJob:
 
 
 def trusted_training(config: dict[str, Any], job: TrainingJob,
-                     on_projection: Callable[[Any], None] | None = None) -> dict[str, Any]:
+                     on_projection: cost.OnProjection | None = None) -> dict[str, Any]:
     """Train the checked architecture on the grader's data: the training details, the accuracy
     that decides (test data when given, else validation) and the sample predictions.
     ``on_projection`` hears the measured speed and projected duration (a
     :class:`grader.cost.Projection`) after the first steps."""
     from grader.training.train import train
-
-    def projected(projection) -> bool:
-        if on_projection is not None:
-            on_projection(projection)
-        return True
 
     exercise, profile = job.exercise, job.profile
     splits, *test = [datacache.load(source, job.cache) for source in job.sources()]
@@ -268,7 +263,7 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
     val_split = datacache.capped(splits.splits["val"], profile.max_val_images)
     test_split = test[0].splits["all"] if test else None
     training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
-                     job.precision, job.deterministic, projected, job.max_minutes)
+                     job.precision, job.deterministic, on_projection, job.max_minutes)
     details = training.as_dict()
     details["val_accuracy"] = training.validation.accuracy
     details["test_accuracy"] = training.test.accuracy if training.test else None

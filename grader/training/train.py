@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -121,12 +120,9 @@ def evaluate(model, split: Split, classes: int, profile: Profile) -> Evaluation:
     return Evaluation(accuracy, confusion.tolist(), per_class, predicted.tolist())
 
 
-Announce = Callable[[cost.Projection], bool]
-
-
 def train(config: dict[str, Any], train_split: Split, val_split: Split, test_split: Split | None,
           classes: int, profile: Profile, precision: str = "auto",
-          deterministic: bool | None = None, on_projection: Announce | None = None,
+          deterministic: bool | None = None, on_projection: cost.OnProjection | None = None,
           max_minutes: float | None = None) -> Training:
     """Train the architecture in ``config`` from fresh weights and evaluate it.
 
@@ -143,7 +139,7 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     validate = _Validate(calibration, make_dataset(val_split, classes, profile, False))
     forward = len(val_split.labels) + BN_EPOCH_BATCHES * profile.batch_size
     meter = _Meter(profile, steps, forward, f"{device.description}, {device.precision}",
-                   on_projection or (lambda projection: True), max_minutes)
+                   on_projection or (lambda projection: None), max_minutes)
     # One iterator for the whole fit: Keras stops each epoch after `steps` batches, before the
     # iterator reports its end, so a fresh iterator per epoch would leave the old one's
     # background threads running, and destroying it waited for them (5-9 s an epoch here).
@@ -198,7 +194,7 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
 
 
 def _Meter(profile: Profile, steps_per_epoch: int, forward_images: int, host: str,
-           announce: Announce, max_minutes: float | None):
+           announce: cost.OnProjection, max_minutes: float | None):
     """Times the first training steps (after the one that compiles), projects the whole
     training from them, announces it, and stops the training when it is over the limit."""
     keras = keras_module()
@@ -223,7 +219,8 @@ def _Meter(profile: Profile, steps_per_epoch: int, forward_images: int, host: st
             self.projection = cost.project(rate, timed, profile.epochs, steps_per_epoch,
                                            profile.batch_size, forward_images,
                                            first - self.begun, host)
-            if not announce(self.projection) or cost.exceeds(self.projection, max_minutes):
+            announce(self.projection)
+            if cost.exceeds(self.projection, max_minutes):
                 self.refused = True
                 self.model.stop_training = True
 
