@@ -12,7 +12,8 @@ class GradingError(Exception):
     """A submission (or an instructor's input) that cannot be graded.
 
     Args:
-        stage: the grading stage that stopped: validate, execute, extract, rebuild, train, data.
+        stage: what stopped: a grading stage (validate, sandbox, execute, extract, rebuild,
+            train), the grader itself (internal), or an instructor's input (usage, data).
         message: what happened, and what to do about it, in one or two sentences.
         cell: 1-based position of the notebook cell involved, when there is one.
         traceback: the last lines of a traceback from the student's kernel, or of a dead

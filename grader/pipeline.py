@@ -131,9 +131,9 @@ def guarded(result: dict[str, Any], stages: Callable[[], None], exercise: Exerci
 
 
 def internal_error(exc: BaseException) -> dict[str, Any]:
-    return {"stage": "internal", "cell": None, "traceback": traceback.format_exc(limit=8),
-            "message": f"The grader failed unexpectedly ({type(exc).__name__}: {exc}). This "
-                       f"is not your fault: tell your instructor."}
+    return GradingError("internal", f"The grader failed unexpectedly ({type(exc).__name__}: "
+                        f"{exc}). This is not your fault: tell your instructor.",
+                        traceback=traceback.format_exc(limit=8)).as_dict()
 
 
 def close(result: dict[str, Any], clock: _Clock | None, out_dir: Path) -> None:

@@ -368,8 +368,7 @@ class _Run:
     def problem_result(self, submission: Submission) -> dict[str, Any]:
         result = results.skeleton(submission.student, Path(submission.source), None,
                                   self.exercise, self.batch.profile)
-        result["error"] = {"stage": "validate", "cell": None, "traceback": None,
-                           "message": submission.problem}
+        result["error"] = GradingError("validate", submission.problem).as_dict()
         return result
 
     def failed_result(self, submission: Submission, stage: str, answer: dict[str, Any],
@@ -384,9 +383,9 @@ class _Run:
                   "without crashing the kernel, within the time limits."
                   if stage == "execute" else
                   "This is not your fault: your instructor will look into it.")
-        result.update(status="error", passed=False, error={
-            "stage": stage, "cell": None, "traceback": (answer.get("log") or "")[-2000:] or None,
-            "message": f"Grading stopped: {answer['failed']}. {advice}"})
+        result.update(status="error", passed=False, error=GradingError(
+            stage, f"Grading stopped: {answer['failed']}. {advice}",
+            traceback=(answer.get("log") or "")[-2000:] or None).as_dict())
         return result
 
     def write(self, submission: Submission, result: dict[str, Any]) -> None:
