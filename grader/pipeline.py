@@ -136,14 +136,10 @@ def internal_error(exc: BaseException) -> dict[str, Any]:
                         traceback=traceback.format_exc(limit=8)).as_dict()
 
 
-def close(result: dict[str, Any], clock: _Clock | None, out_dir: Path) -> None:
-    """Stamp the result, then write result.json and the reports beside it."""
-    if clock is not None:
-        clock.timings["total"] = round(time.perf_counter() - clock.started, 2)
-        result["timings"] = clock.timings
-    result["finished_at"] = results.now()
-    results.write(result, out_dir)
-    _render(result, out_dir)
+def close(result: dict[str, Any], clock: _Clock, out_dir: Path) -> None:
+    """The grading's timings, then the reports and result.json (grader.result.finalize)."""
+    result["timings"] = clock.timings
+    results.finalize(result, out_dir, time.perf_counter() - clock.started)
 
 
 def inspect(request: Request, result: dict[str, Any], clock: _Clock) -> Inspection:
@@ -277,12 +273,3 @@ def _reject(result: dict[str, Any], exc: ConfigRejected, exercise: Exercise) -> 
     checks = rules.too_large(exc.rule, exc.message)
     result.update(status="rejected", checks=[c.as_dict() for c in checks],
                   score=results.score(checks, None, exercise))
-
-
-def _render(result: dict[str, Any], out_dir: Path) -> None:
-    from reports.render import render_submission
-
-    try:
-        render_submission(result, out_dir)
-    except Exception as exc:  # the result is on disk; a rendering bug must not lose it
-        log.error("could not render the report in %s: %r", out_dir, exc)

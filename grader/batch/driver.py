@@ -389,21 +389,11 @@ class _Run:
         return result
 
     def write(self, submission: Submission, result: dict[str, Any]) -> None:
-        """The student's folder; result.json last, so its presence means the folder is whole."""
-        from reports.render import render_submission
-
+        """The student's folder, with the key a rerun compares (grader.result.finalize)."""
         folder = self.batch.out_dir / submission.student
         folder.mkdir(parents=True, exist_ok=True)
         result["batch"] = {"key": self.result_key(submission), "source": submission.source}
-        result["finished_at"] = results.now()
-        timings = result.setdefault("timings", {})
-        timings["total"] = round(sum(v for k, v in timings.items()
-                                     if k != "total" and isinstance(v, (int, float))), 2)
-        try:
-            render_submission(result, folder)
-        except Exception as exc:  # the result still counts; `grade render` can redo reports
-            log.error("could not render the report of %s: %r", submission.student, exc)
-        results.write(result, folder)
+        results.finalize(result, folder)
         self.record(submission, result)
 
     def record(self, submission: Submission, result: dict[str, Any]) -> None:
