@@ -106,6 +106,11 @@ def write(result: dict[str, Any], out_dir: Path) -> Path:
     return write_text(out_dir / RESULT_NAME, text)
 
 
+def read(out_dir: Path) -> dict[str, Any]:
+    """The result.json in ``out_dir`` (OSError or ValueError when it is missing or unreadable)."""
+    return json.loads((out_dir / RESULT_NAME).read_text(encoding="utf-8"))
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()

@@ -1,0 +1,37 @@
+"""The batch's cache of task answers (``CACHE``, ``OUT/.cache`` by default): one JSON file per
+answer under its key (grader.batch.keys), the executed notebook of an inspection beside it, each
+written atomically, so a batch killed at any moment loses at most the tasks running then."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from grader.result import _jsonable
+
+
+class AnswerCache:
+    """Answers by kind ("inspect", "train") and key."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def read(self, kind: str, key: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.folder / kind / f"{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def write(self, kind: str, key: str, answer: dict[str, Any]) -> None:
+        """The answer, its executed notebook (if any) kept in a file of its own."""
+        from reports.render import write_text
+
+        stored = dict(answer)
+        executed = stored.pop("executed", None)
+        if executed:
+            write_text(self.executed(kind, key), executed)
+        write_text(self.folder / kind / f"{key}.json", json.dumps(stored, default=_jsonable))
+
+    def executed(self, kind: str, key: str) -> Path:
+        return self.folder / kind / f"{key}.ipynb"
