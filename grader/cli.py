@@ -227,7 +227,7 @@ def render(out_dir: Path) -> None:
     """Re-render reports, dashboard and exports from the result.json files in OUT_DIR.
 
     Trains nothing and needs no TensorFlow."""
-    from reports.render import render_all
+    from grader.reporting import render_all
 
     count = render_all(out_dir)
     if not count:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import cost, result as results
+from grader import cost, reporting, result as results
 from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
 from grader.kernel import extract, sandbox, static
@@ -137,9 +137,9 @@ def internal_error(exc: BaseException) -> dict[str, Any]:
 
 
 def close(result: dict[str, Any], clock: _Clock, out_dir: Path) -> None:
-    """The grading's timings, then the reports and result.json (grader.result.finalize)."""
+    """The grading's timings, then the reports and result.json (grader.reporting.finalize)."""
     result["timings"] = clock.timings
-    results.finalize(result, out_dir, time.perf_counter() - clock.started)
+    reporting.finalize(result, out_dir, time.perf_counter() - clock.started)
 
 
 def inspect(request: Request, result: dict[str, Any], clock: _Clock) -> Inspection:

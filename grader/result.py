@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.io import write_text
 from grader.exercise import Exercise, Profile
 from grader.model.rules import Check
 
-log = logging.getLogger(__name__)
 RESULT_NAME = "result.json"
 SCHEMA = 1
 
@@ -80,28 +79,8 @@ def _ramp(value: float, low: float, high: float) -> float:
     return min(1.0, max(0.0, (value - low) / (high - low))) if high > low else float(value >= high)
 
 
-def finalize(result: dict[str, Any], out_dir: Path, wall_seconds: float | None = None) -> Path:
-    """How every grading ends on disk, one submission's or a batch student's: stamped, the
-    reports rendered, and result.json written last, so its presence means the folder is whole.
-    The total time is ``wall_seconds`` when the grading had its own (grade notebook); a batch's
-    students share their work, so theirs is the sum of their parts."""
-    from reports.render import render_submission
-
-    timings = result.setdefault("timings", {})
-    parts = sum(v for k, v in timings.items() if k != "total" and isinstance(v, (int, float)))
-    timings["total"] = round(wall_seconds if wall_seconds is not None else parts, 2)
-    result["finished_at"] = now()
-    try:
-        render_submission(result, out_dir)
-    except Exception as exc:  # the result still counts; `grade render` can redo the reports
-        log.error("could not render the report in %s: %r", out_dir, exc)
-    return write(result, out_dir)
-
-
 def write(result: dict[str, Any], out_dir: Path) -> Path:
     """Write result.json atomically: a reader sees the old file or the new one, never half."""
-    from reports.render import write_text
-
     text = json.dumps(result, indent=2, sort_keys=False, default=_jsonable) + "\n"
     return write_text(out_dir / RESULT_NAME, text)
 

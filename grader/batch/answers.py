@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grader.io import write_text
 from grader.result import _jsonable
 
 
@@ -25,8 +26,6 @@ class AnswerCache:
 
     def write(self, kind: str, key: str, answer: dict[str, Any]) -> None:
         """The answer, its executed notebook (if any) kept in a file of its own."""
-        from reports.render import write_text
-
         stored = dict(answer)
         executed = stored.pop("executed", None)
         if executed:

@@ -252,7 +252,8 @@ def run(batch: Batch, report: Callable[[dict[str, Any], Summary], None] = lambda
     """Grade every submission of ``batch``; returns the summary (also written to batch.json).
     ``report`` hears each student's result, ``announce`` the class size, ``note`` the class's
     projected time after each training."""
-    from reports.render import render_batch, write_text
+    from grader.io import write_text
+    from grader.reporting import render_batch
 
     started = time.monotonic()
     out = batch.out_dir

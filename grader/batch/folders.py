@@ -1,6 +1,6 @@
 """Each student's folder of a batch: their result made from an inspection (maybe of an identical
 notebook), the error result of a problem or of a task that failed, the executed notebook, and
-the finished folder (grader.result.finalize, with the key a rerun compares)."""
+the finished folder (grader.reporting.finalize, with the key a rerun compares)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from grader import pipeline, result as results
+from grader import pipeline, reporting, result as results
 from grader.batch.answers import AnswerCache
 from grader.batch.keys import Keys
 from grader.batch.submissions import Submission
 from grader.errors import GradingError
+from grader.io import write_text
 
 if TYPE_CHECKING:
     from grader.batch.driver import Batch
@@ -79,12 +80,11 @@ class Folders:
         if source.is_file():
             shutil.copyfile(source, folder / pipeline.EXECUTED_NAME)
         elif answer.get("executed"):
-            from reports.render import write_text
             write_text(folder / pipeline.EXECUTED_NAME, answer["executed"])
 
     def write(self, submission: Submission, result: dict[str, Any]) -> None:
-        """The student's folder, with the key a rerun compares (grader.result.finalize)."""
+        """The student's folder, with the key a rerun compares (grader.reporting.finalize)."""
         folder = self.batch.out_dir / submission.student
         folder.mkdir(parents=True, exist_ok=True)
         result["batch"] = {"key": self.result_key(submission), "source": submission.source}
-        results.finalize(result, folder)
+        reporting.finalize(result, folder)

@@ -1,0 +1,31 @@
+"""Files the grader writes for others to read: atomically (a reader sees the old file or the new
+one, never half), readable by others (results and reports are for sharing)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write atomically, readable by others (the files are for sharing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    """Each of ``files`` (name → text) into ``folder``, atomically one by one."""
+    for name, text in files.items():
+        write_text(folder / name, text)
