@@ -39,7 +39,8 @@ def test_the_generators_cover_the_exercise_the_reference_and_the_codelab_fixture
 def test_the_committed_notebook_is_what_its_generator_writes(path: str, tmp_path: Path) -> None:
     written = tmp_path / "written.ipynb"
     nbformat.write(GENERATED[path], str(written))
+    generator = "make_test_notebooks" if path.startswith("tests/") else "make_notebooks"
     assert written.read_bytes() == (ROOT / path).read_bytes(), (
         f"{path} differs from its generator's output: change the notebook in tools/, then run "
-        f"`.venv/bin/python tools/{'make_notebooks' if 'tests/' not in path else 'make_test_notebooks'}.py`")
+        f"`.venv/bin/python tools/{generator}.py`")
 

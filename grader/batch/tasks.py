@@ -2,11 +2,12 @@
 
 :func:`run_task` is what the local pool's threads and Dask's workers call. It starts
 ``python -m grader.batch.tasks SPEC`` in its own session, waits with a deadline, and always
-returns a JSON-able dict: the task's answer, or ``{"failed": message}`` when the process hung, crashed or was
-killed. A submission that kills its kernel, or a training that segfaults, therefore takes down one
-process, never the batch or a Dask worker. When the task ends, whatever it left running in its
-session is killed; when the batch itself is killed (even with SIGKILL), Linux kills the task
-(``PR_SET_PDEATHSIG``), and the kernel's parent poller ends the kernel.
+returns a JSON-able dict: the task's answer, or ``{"failed": message}`` when the process hung,
+crashed or was killed. A submission that kills its kernel, or a training that segfaults,
+therefore takes down one process, never the batch or a Dask worker. When the task ends,
+whatever it left running in its session is killed; when the batch itself is killed (even with
+SIGKILL), Linux kills the task (``PR_SET_PDEATHSIG``), and the kernel's parent poller ends the
+kernel.
 
 Tasks:
 - ``inspect``: every stage before trusted training, for one notebook (pipeline.inspect).

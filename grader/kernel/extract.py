@@ -1,8 +1,9 @@
 """The extract stage: what the kernel's extraction cell reported, read as untrusted data.
 
 The payload (grader/kernel/inkernel/extract.py writes it) names the model the notebook built,
-carries its Keras JSON config as text, and lists what the kernel saw built or loaded. Only the config's
-text goes on, to grader.model.rebuild's limits and allow-lists; the rest only informs the result.
+carries its Keras JSON config as text, and lists what the kernel saw built or loaded. Only the
+config's text goes on, to grader.model.rebuild's limits and allow-lists; the rest only informs
+the result.
 """
 
 from __future__ import annotations
