@@ -2,9 +2,9 @@
 
 How a batch runs (docs/batch.md):
 
-1. :mod:`grader.batch.submissions` finds the students. A student whose OUT/<id>/result.json was made
-   by this same batch (same notebook content, exercise, data, profile and grader version) is
-   done already and is not graded again: that is how a killed batch resumes.
+1. :mod:`grader.batch.submissions` finds the students. A student whose OUT/<id>/result.json
+   was made by this same batch (same notebook content, exercise, data, profile and grader
+   version) is done already and is not graded again: that is how a killed batch resumes.
 2. Each distinct notebook content is inspected once (``inspect`` task: execute, extract,
    rebuild, rules), in its own process and kernel.
 3. Each distinct architecture (a hash of the model config without its names, plus the training
