@@ -3,9 +3,11 @@ one, never half), readable by others (results and reports are for sharing)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -29,3 +31,17 @@ def write_files(folder: Path, files: dict[str, str]) -> None:
     """Each of ``files`` (name → text) into ``folder``, atomically one by one."""
     for name, text in files.items():
         write_text(folder / name, text)
+
+
+def jsonable(value: Any) -> Any:
+    """What json.dumps cannot write itself: numpy scalars, paths."""
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def write_json(path: Path, document: Any, indent: int | None = None) -> Path:
+    """``document`` as JSON (numpy scalars and paths included), atomically."""
+    return write_text(path, json.dumps(document, indent=indent, default=jsonable) + "\n")

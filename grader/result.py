@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
-from grader.io import write_text
+from grader.io import write_json
 from grader.exercise import Exercise, Profile
 from grader.model.rules import Check
 
@@ -81,18 +81,9 @@ def _ramp(value: float, low: float, high: float) -> float:
 
 def write(result: dict[str, Any], out_dir: Path) -> Path:
     """Write result.json atomically: a reader sees the old file or the new one, never half."""
-    text = json.dumps(result, indent=2, sort_keys=False, default=_jsonable) + "\n"
-    return write_text(out_dir / RESULT_NAME, text)
+    return write_json(out_dir / RESULT_NAME, result, indent=2)
 
 
 def read(out_dir: Path) -> dict[str, Any]:
     """The result.json in ``out_dir`` (OSError or ValueError when it is missing or unreadable)."""
     return json.loads((out_dir / RESULT_NAME).read_text(encoding="utf-8"))
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")

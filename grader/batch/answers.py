@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from grader.io import write_text
-from grader.result import _jsonable
+from grader.io import write_json, write_text
 
 
 class AnswerCache:
@@ -30,7 +29,7 @@ class AnswerCache:
         executed = stored.pop("executed", None)
         if executed:
             write_text(self.executed(kind, key), executed)
-        write_text(self.folder / kind / f"{key}.json", json.dumps(stored, default=_jsonable))
+        write_json(self.folder / kind / f"{key}.json", stored)
 
     def executed(self, kind: str, key: str) -> Path:
         return self.folder / kind / f"{key}.ipynb"

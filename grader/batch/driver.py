@@ -22,7 +22,6 @@ plans the tasks and takes their answers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -252,7 +251,7 @@ def run(batch: Batch, report: Callable[[dict[str, Any], Summary], None] = lambda
     """Grade every submission of ``batch``; returns the summary (also written to batch.json).
     ``report`` hears each student's result, ``announce`` the class size, ``note`` the class's
     projected time after each training."""
-    from grader.io import write_text
+    from grader.io import write_json
     from grader.reporting import render_batch
 
     started = time.monotonic()
@@ -278,7 +277,7 @@ def run(batch: Batch, report: Callable[[dict[str, Any], Summary], None] = lambda
     state.done.sort(key=lambda entry: order[entry[0]])
     state.summary.dashboard = render_batch(out, state.done)
     state.summary.seconds = time.monotonic() - started
-    write_text(out / BATCH_RECORD, json.dumps(state.summary.as_dict(), indent=2) + "\n")
+    write_json(out / BATCH_RECORD, state.summary.as_dict(), indent=2)
     return state.summary
 
 

@@ -146,7 +146,7 @@ def _train(payload) -> dict[str, Any]:
 
 def _main(spec_path: str) -> int:
     from grader.lazy import quiet_libraries
-    from grader.result import _jsonable
+    from grader.io import write_json
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet_libraries()
@@ -162,9 +162,7 @@ def _main(spec_path: str) -> int:
         import traceback
         answer = {"failed": f"the {kind} step failed: {type(exc).__name__}: {exc}",
                   "log": traceback.format_exc(limit=8)}
-    temporary = Path(spec["answer"] + ".partial")
-    temporary.write_text(json.dumps(answer, default=_jsonable), encoding="utf-8")
-    os.replace(temporary, spec["answer"])
+    write_json(Path(spec["answer"]), answer)
     return 0
 
 
