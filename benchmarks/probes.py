@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,7 +47,7 @@ def gemm(spec: dict[str, Any]) -> dict[str, Any]:
         product = tf.function(tf.matmul)
         product(a, b).numpy()
         count, started = 0, time.perf_counter()
-        while time.perf_counter() - started < GEMM_SECONDS:
+        while time.perf_counter() - started < float(spec.get("seconds", GEMM_SECONDS)):
             product(a, b).numpy()
             count += 1
         rates[name] = round(2 * n ** 3 * count / (time.perf_counter() - started) / 1e9, 1)
@@ -304,20 +302,19 @@ def onednn_profile(lines: list[str], steps: int) -> dict[str, Any]:
 
 
 def spawn(spec: dict[str, Any], env: dict[str, str] | None = None) -> str:
-    """Run the probe ``spec`` in a fresh process (``python -m benchmarks.probes``), with
-    ``env`` added to the environment; its standard output. Raises when the probe failed."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(spec, handle)
-    try:
-        done = subprocess.run([sys.executable, "-m", "benchmarks.probes", handle.name],
-                              capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, **(env or {})})
-    finally:
-        os.unlink(handle.name)
-    if done.returncode:
-        raise RuntimeError(f"probe {spec.get('kind')} exited {done.returncode}: "
-                           f"{(done.stderr or done.stdout)[-1500:]}")
-    return done.stdout
+    """Run the probe ``spec`` in a fresh process (``python -m benchmarks.probes``, through
+    grader.proc), with ``env`` added to the environment; its standard output. Raises when the
+    probe failed."""
+    from grader.proc import run_module
+
+    with tempfile.TemporaryDirectory(prefix="flowers-grader-probe-") as private:
+        path = Path(private) / "spec.json"
+        path.write_text(json.dumps(spec))
+        done = run_module("benchmarks.probes", path, cwd=ROOT, env=env, merge=False)
+    if done.code != 0:
+        raise RuntimeError(f"probe {spec.get('kind')}: {done.failure('the probe', None)}: "
+                           f"{(done.errors or done.output)[-1500:]}")
+    return done.output
 
 
 def main(spec_path: str) -> int:

@@ -18,6 +18,7 @@ from grader.cli_options import DIR, EXISTING_DIR, exercise_option
 from grader.errors import GradingError
 from grader.exercise import DEFAULT_PROFILE
 from grader.lazy import quiet_libraries
+from grader.result import Result
 
 EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE = 0, 1, 2
 
@@ -38,20 +39,20 @@ def _load(exercise: str, profile: str, cell_timeout: int | None = None,
     return loaded, loaded.profile(profile)
 
 
-def _summary(result: dict[str, Any], out_dir: Path) -> int:
+def _summary(result: Result, out_dir: Path) -> int:
     """Print the verdict and where to read more; return the exit code."""
-    accuracy = result.get("accuracy")
+    accuracy = result.accuracy
     shown = "—" if accuracy is None else f"{accuracy:.1%}"
-    verdict = "every rule passed, not trained" if result["status"] == "checked" else \
-        "passed" if result["passed"] else "not passed"
-    click.echo(f"{result['student']}: {result['status']}, {verdict}, accuracy {shown}, "
-               f"score {result['score']}/{result['max_score']}")
-    if result.get("error"):
-        click.echo(f"  {result['error']['message']}")
+    verdict = "every rule passed, not trained" if result.status == "checked" else \
+        "passed" if result.passed else "not passed"
+    click.echo(f"{result.student}: {result.status}, {verdict}, accuracy {shown}, "
+               f"score {result.score}/{result.max_score}")
+    if result.error:
+        click.echo(f"  {result.error.message}")
     click.echo(f"  report: {out_dir / 'report.html'}")
     click.echo(f"  result: {out_dir / 'result.json'}")
     # --no-train asked for the rules only: passing them all is all there was to pass.
-    return EXIT_PASSED if result["passed"] or result["status"] == "checked" else EXIT_NOT_PASSED
+    return EXIT_PASSED if result.passed or result.status == "checked" else EXIT_NOT_PASSED
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -229,7 +230,9 @@ def render(out_dir: Path) -> None:
     Trains nothing and needs no TensorFlow."""
     from grader.reporting import render_all
 
-    count = render_all(out_dir)
+    count, skipped = render_all(out_dir)
+    for line in skipped:
+        click.echo(line, err=True)
     if not count:
         raise click.UsageError(f"No result.json in {out_dir} or its sub-folders.")
     click.echo(f"rendered {count} result(s) in {out_dir}")

@@ -36,10 +36,10 @@ def run_demo(out: Path, exercise_name: str, echo: Callable[[str], None] = print)
         result = grade(Request(notebook, data_dir, out / name, exercise, profile,
                                student=name), lambda line: echo(f"  {line}"))
         outcomes[name] = result
-        accuracy = result["accuracy"]
-        echo(f"  {name}: {result['status']}, passed {result['passed']}, accuracy "
-             f"{'—' if accuracy is None else f'{accuracy:.1%}'}, score {result['score']}")
+        accuracy = result.accuracy
+        echo(f"  {name}: {result.status}, passed {result.passed}, accuracy "
+             f"{'—' if accuracy is None else f'{accuracy:.1%}'}, score {result.score}")
         echo(f"  report: {out / name / 'report.html'}")
-    expected = outcomes["reference"]["passed"] and not outcomes["student"]["passed"]
+    expected = outcomes["reference"].passed and not outcomes["student"].passed
     echo("demo finished as expected" if expected else "demo: UNEXPECTED outcome, see reports")
     return 0 if expected else 1

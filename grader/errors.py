@@ -7,6 +7,8 @@ read it in their report and terminal.
 
 from __future__ import annotations
 
+from grader.result import ErrorInfo
+
 
 class GradingError(Exception):
     """A submission (or an instructor's input) that cannot be graded.
@@ -33,13 +35,10 @@ class GradingError(Exception):
     def __str__(self) -> str:
         return self.message
 
-    def as_dict(self) -> dict[str, object]:
-        """The ``error`` object of result.json."""
-        found: dict[str, object] = {"stage": self.stage, "message": self.message,
-                                    "cell": self.cell, "traceback": self.traceback}
-        if self.signal:
-            found["signal"] = self.signal
-        return found
+    def info(self) -> ErrorInfo:
+        """The result's ``error``."""
+        return ErrorInfo(self.stage, self.message, self.cell, self.traceback,
+                         self.signal or None)
 
 
 class DataError(GradingError):

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,7 @@ from grader.kernel.notebook import sha256, validate
 from grader.model import hints, rules
 from grader.model.architecture import architecture
 from grader.model.rebuild import ConfigRejected, ModelInfo, build, describe, parse_config, scan
+from grader.result import ErrorInfo, ModelSummary, Result, Sample, TrainingSummary
 from grader.training import datacache
 from grader.training.samples import samples
 
@@ -73,7 +74,7 @@ class Inspection:
     info: ModelInfo | None
 
 
-def grade(request: Request, announce: Announce = log.info) -> dict[str, Any]:
+def grade(request: Request, announce: Announce = log.info) -> Result:
     """Grade one submission and write its result.json and report.html. Never raises for a
     problem with the submission: that becomes the result's ``error``. ``announce`` hears
     progress worth a line on the terminal: the training's measured speed and projection."""
@@ -91,7 +92,7 @@ def grade(request: Request, announce: Announce = log.info) -> dict[str, Any]:
     return result
 
 
-def _train(request: Request, inspection: Inspection, result: dict[str, Any], clock: _Clock,
+def _train(request: Request, inspection: Inspection, result: Result, clock: _Clock,
            announce: Announce) -> None:
     """Trusted training, its projection announced and recorded before the bulk of it runs."""
     mark = time.perf_counter()
@@ -100,7 +101,7 @@ def _train(request: Request, inspection: Inspection, result: dict[str, Any], clo
                       request.max_minutes)
 
     def projected(projection) -> None:  # recorded even when --max-minutes then stops it
-        result["training"]["projection"] = projection.as_dict()
+        result.training.projection = projection.as_dict()
         announce(projection.line())
 
     trained = trusted_training(inspection.config, job, projected)
@@ -108,113 +109,119 @@ def _train(request: Request, inspection: Inspection, result: dict[str, Any], clo
     finish(result, inspection.info, trained, request.exercise)
 
 
-def start(request: Request) -> tuple[dict[str, Any], _Clock]:
+def start(request: Request) -> tuple[Result, _Clock]:
     """An error result for the submission, to be filled in by the stages."""
     path = request.notebook
     digest = sha256(path) if path.is_file() else None
-    return (results.skeleton(request.student or path.stem, path, digest, request.exercise,
-                             request.profile), _Clock())
+    return (results.blank(request.student or path.stem, path.name, digest, request.exercise,
+                          request.profile), _Clock())
 
 
-def guarded(result: dict[str, Any], stages: Callable[[], None], exercise: Exercise) -> None:
+def guarded(result: Result, stages: Callable[[], None], exercise: Exercise) -> None:
     """Run ``stages``; whatever they raise ends in the result, never in a traceback."""
     try:
         stages()
     except ConfigRejected as exc:
         _reject(result, exc, exercise)
     except GradingError as exc:
-        result.update(status="error", error=exc.as_dict())
+        result.fail(exc.info())
     except Exception as exc:  # a grader bug must still end in a result
         log.error("internal error while grading %s: %r (traceback in result.json)",
-                  result["submission"]["file"], exc)
-        result.update(status="error", error=internal_error(exc))
+                  result.submission.file, exc)
+        result.fail(internal_error(exc))
 
 
-def internal_error(exc: BaseException) -> dict[str, Any]:
+def internal_error(exc: BaseException) -> ErrorInfo:
     return GradingError("internal", f"The grader failed unexpectedly ({type(exc).__name__}: "
                         f"{exc}). This is not your fault: tell your instructor.",
-                        traceback=traceback.format_exc(limit=8)).as_dict()
+                        traceback=traceback.format_exc(limit=8)).info()
 
 
-def close(result: dict[str, Any], clock: _Clock, out_dir: Path) -> None:
+def close(result: Result, clock: _Clock, out_dir: Path) -> None:
     """The grading's timings, then the reports and result.json (grader.reporting.finalize)."""
-    result["timings"] = clock.timings
+    result.timings = clock.timings
     reporting.finalize(result, out_dir, time.perf_counter() - clock.started)
 
 
-def inspect(request: Request, result: dict[str, Any], clock: _Clock) -> Inspection:
+def inspect(request: Request, result: Result, clock: _Clock) -> Inspection:
     """Every stage before trusted training: validate, execute, extract, rebuild, rules.
 
-    Fills ``result`` as far as it gets; a rejected submission is finished here (status and
-    score), and its Inspection has no config to train.
+    Each stage returns what it found and this puts it into ``result``, as far as the stages get;
+    a rejected submission is finished here (status and score), and its Inspection has no
+    config to train.
     """
+    exercise = request.exercise
     mark = clock.started
     notebook = validate(request.notebook)
-    magics = request.exercise.execution.allowed_magics
-    result["warnings"] += static.escape_warnings(notebook, magics)
-    result["claimed_accuracy"] = static.claimed_accuracy(notebook)
+    result.warnings += static.escape_warnings(notebook, exercise.execution.allowed_magics)
+    result.claimed_accuracy = static.claimed_accuracy(notebook)
     mark = clock.lap("validate", mark)
-    execution = _execute(notebook, request, result)
+    result.isolation = sandbox.isolation(exercise.sandbox)  # raises if bubblewrap is required
+    readable = _readable(request)
+    result.warnings += sandbox.warning(result.isolation, list(readable))
+    execution = _execute(notebook, request, readable)
+    result.warnings += execution.warnings
     mark = clock.lap("execute", mark)
-    result["student_training"] = execution.payload.get("fit_calls") or []
-    config = parse_config(extract.config_text(execution.payload, result))
-    findings = scan(config, request.exercise.rules)
+    result.student_training = execution.payload.get("fit_calls") or []
+    chosen, warnings = extract.choice(execution.payload)
+    result.model, result.warnings = ModelSummary(**chosen), result.warnings + warnings
+    config = parse_config(extract.config_text(execution.payload))
+    findings = scan(config, exercise.rules)
     info = None if rules.unsafe(findings) else describe(build(config))
     if info is not None:
-        result["model"].update(info.as_dict(), architecture=architecture(config))
-    checks = rules.check(info, findings, request.exercise,
-                         extract.records(execution.payload))
-    result["checks"] = [c.as_dict() for c in checks]
+        result.model = replace(result.model, **info.as_dict(), architecture=architecture(config))
+    result.checks = rules.check(info, findings, exercise, extract.records(execution.payload))
     clock.lap("rebuild", mark)
-    if not all(c.passed for c in checks):
-        result.update(status="rejected", score=results.score(checks, None, request.exercise),
-                      hints=hints.hints(info, None, request.exercise))
+    if not all(c.passed for c in result.checks):
+        result.status = "rejected"
+        result.score = results.score(result.checks, None, exercise)
+        result.hints = hints.hints(info, None, exercise)
         return Inspection(None, info)
     return Inspection(config, info)
 
 
-def checked(result: dict[str, Any], exercise: Exercise) -> None:
+def checked(result: Result, exercise: Exercise) -> None:
     """Every rule passed and training was not asked for (--no-train): the rule points only."""
-    checks = [rules.Check(**c) for c in result["checks"]]
-    result.update(status="checked", score=results.score(checks, None, exercise))
-    result["warnings"].append("Trusted training was skipped (--no-train): the model passed "
-                              "every rule, and its accuracy was not measured.")
+    result.status, result.score = "checked", results.score(result.checks, None, exercise)
+    result.warnings.append("Trusted training was skipped (--no-train): the model passed "
+                           "every rule, and its accuracy was not measured.")
 
 
-def finish(result: dict[str, Any], info: ModelInfo | None, trained: dict[str, Any],
+def finish(result: Result, info: ModelInfo | None, trained: Trained,
            exercise: Exercise) -> None:
-    """Fill in the trusted training's outcome: accuracy, verdict, score, hints, claim check."""
-    result.update(training=trained["training"], accuracy=trained["accuracy"],
-                  samples=trained["samples"])
-    result["hints"] = hints.hints(info, result["training"], exercise)
-    checks = [rules.Check(**c) for c in result["checks"]]
-    accuracy = result["accuracy"]
-    result.update(status="graded", passed=accuracy >= exercise.target.accuracy,
-                  score=results.score(checks, accuracy, exercise))
-    static.compare_claim(result)
+    """Put the trusted training's outcome in: accuracy, verdict, score, hints, claim check."""
+    result.training, result.accuracy = trained.training, trained.accuracy
+    result.samples = trained.samples
+    result.hints = hints.hints(info, result.training, exercise)
+    result.status, result.passed = "graded", trained.accuracy >= exercise.target.accuracy
+    result.score = results.score(result.checks, trained.accuracy, exercise)
+    claim = static.claim_warning(result.claimed_accuracy, trained.accuracy)
+    result.claim_flagged = claim is not None
+    result.warnings += [claim] if claim else []
 
 
-def _execute(notebook, request: Request, result: dict[str, Any]) -> Execution:
+def _readable(request: Request) -> tuple[Path, ...]:
+    """The folders the kernel may read: the data and every mirrored gs:// prefix."""
+    mirror = request.exercise.mirror_for(request.data_dir, request.mirror)
+    return tuple(sorted({Path(p).resolve() for p in mirror.values()}
+                        | {request.data_dir.resolve()}))
+
+
+def _execute(notebook, request: Request, readable: tuple[Path, ...]) -> Execution:
     settings = request.exercise.execution
     parameters = {settings.data_variable: str(request.data_dir.resolve() / "*.tfrec"),
                   settings.epochs_variable: settings.student_epochs}
     runtime = {"mirror": request.exercise.mirror_for(request.data_dir, request.mirror),
                "allowed_magics": list(settings.allowed_magics),
                "unmapped_message": _unmapped_message(request.exercise)}
-    result["isolation"] = sandbox.isolation(request.exercise.sandbox)  # raises if required
     work = Path(tempfile.mkdtemp(prefix="flowers-grader-work-"))
-    readable = tuple(sorted({Path(p).resolve() for p in runtime["mirror"].values()}
-                            | {request.data_dir.resolve()}))
-    result["warnings"] += sandbox.warning(result["isolation"], list(readable))
     record = request.out_dir / EXECUTED_NAME
     try:
         plan = Plan(work, parameters, runtime, settings.cell_timeout,
                     settings.notebook_timeout, record, request.exercise.sandbox, readable)
-        execution = execute(notebook, plan)
+        return execute(notebook, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result["warnings"] += execution.warnings
-    return execution
 
 
 def _unmapped_message(exercise: Exercise) -> str:
@@ -245,12 +252,30 @@ class TrainingJob:
         return found
 
 
+@dataclass
+class Trained:
+    """What trusted training gives the result: the details, the accuracy that decides (test
+    data when given, else validation), the sample predictions. A batch's train task passes it
+    between processes as JSON (its answer, also cached)."""
+    training: TrainingSummary
+    accuracy: float
+    samples: list[Sample]
+    decoded: int = 0            # images decoded for it (0: all came from the cache)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Trained:
+        return cls(TrainingSummary(**data["training"]), data["accuracy"],
+                   [Sample(**sample) for sample in data["samples"]], data.get("decoded", 0))
+
+
 def trusted_training(config: dict[str, Any], job: TrainingJob,
-                     on_projection: cost.OnProjection | None = None) -> dict[str, Any]:
-    """Train the checked architecture on the grader's data: the training details, the accuracy
-    that decides (test data when given, else validation) and the sample predictions.
-    ``on_projection`` hears the measured speed and projected duration (a
-    :class:`grader.cost.Projection`) after the first steps."""
+                     on_projection: cost.OnProjection | None = None) -> Trained:
+    """Train the checked architecture on the grader's data. ``on_projection`` hears the
+    measured speed and projected duration (a :class:`grader.cost.Projection`) after the first
+    steps."""
     from grader.training.train import train
 
     exercise, profile = job.exercise, job.profile
@@ -260,16 +285,14 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
     test_split = test[0].splits["all"] if test else None
     training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
                      job.precision, job.deterministic, on_projection, job.max_minutes)
-    details = training.as_dict()
-    details["val_accuracy"] = training.validation.accuracy
-    details["test_accuracy"] = training.test.accuracy if training.test else None
-    return {"training": details,
-            "accuracy": details["test_accuracy"] if training.test else details["val_accuracy"],
-            "samples": samples(val_split, training.validation.predictions, exercise.classes),
-            "decoded": splits.decoded}
+    summary = TrainingSummary(**training.as_dict(), val_accuracy=training.validation.accuracy,
+                              test_accuracy=training.test.accuracy if training.test else None)
+    accuracy = summary.test_accuracy if training.test else summary.val_accuracy
+    return Trained(summary, accuracy,
+                   samples(val_split, training.validation.predictions, exercise.classes),
+                   splits.decoded)
 
 
-def _reject(result: dict[str, Any], exc: ConfigRejected, exercise: Exercise) -> None:
-    checks = rules.too_large(exc.rule, exc.message)
-    result.update(status="rejected", checks=[c.as_dict() for c in checks],
-                  score=results.score(checks, None, exercise))
+def _reject(result: Result, exc: ConfigRejected, exercise: Exercise) -> None:
+    result.status, result.checks = "rejected", rules.too_large(exc.rule, exc.message)
+    result.score = results.score(result.checks, None, exercise)

@@ -7,6 +7,8 @@ import math
 from collections import Counter, defaultdict
 from typing import Any
 
+from grader.result import Result
+
 BINS = 10
 W, H, PAD = 460, 220, 36
 
@@ -46,16 +48,14 @@ def _digest(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _row(folder: str, result: dict[str, Any]) -> dict[str, Any]:
-    model = result.get("model") or {}
-    return {"folder": folder, "student": str(result.get("student") or folder),
-            "status": result.get("status"), "passed": bool(result.get("passed")),
-            "score": result.get("score") or 0.0, "max_score": result.get("max_score") or 0,
-            "accuracy": result.get("accuracy"), "params": model.get("params"),
-            "seconds": (result.get("timings") or {}).get("total"),
-            "architecture": _digest(model.get("architecture")),
-            "sha256": _digest((result.get("submission") or {}).get("sha256")),
-            "group": None}
+def _row(folder: str, result: Result) -> dict[str, Any]:
+    return {"folder": folder, "student": result.student or folder,
+            "status": result.status, "passed": result.passed,
+            "score": result.score, "max_score": result.max_score,
+            "accuracy": result.accuracy, "params": result.model.params,
+            "seconds": result.timings.get("total"),
+            "architecture": _digest(result.model.architecture),
+            "sha256": _digest(result.submission.sha256), "group": None}
 
 
 def _groups(rows: list[dict[str, Any]], field: str, prefix: str) -> list[dict[str, Any]]:
@@ -89,11 +89,11 @@ def _similarity(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return {"architectures": architectures, "notebooks": _groups(rows, "sha256", "N")}
 
 
-def context(entries: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def context(entries: list[tuple[str, Result]]) -> dict[str, Any]:
     """Everything dashboard.html.j2 draws; student text stays plain strings (autoescaped)."""
     rows = sorted((_row(folder, result) for folder, result in entries),
                   key=lambda r: r["student"])
-    target = next((r.get("target", {}).get("accuracy") for _, r in entries), 0.75) or 0.75
+    target = entries[0][1].target.accuracy if entries else 0.75
     points, (low, high) = _scatter(rows)
     similarity = _similarity(rows)  # also sets each row's "group", the id on its badge
     return {

@@ -8,10 +8,9 @@ Per batch (results in sub-folders): index.html (dashboard), grades.csv, junit.xm
 
 from __future__ import annotations
 
-from typing import Any
-
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from grader.result import Result
 from reports import exports
 
 STATUS_TEXT = {"graded": "Graded", "rejected": "Rejected", "error": "Could not be graded",
@@ -29,17 +28,17 @@ def environment() -> Environment:
     return env
 
 
-def render_report(result: dict[str, Any]) -> str:
+def render_report(result: Result) -> str:
     """The HTML of one submission's report."""
     from reports.charts import HEIGHT, PAD, WIDTH, curves
 
     template = environment().get_template("report.html.j2")
-    history = (result.get("training") or {}).get("history") or {}
-    return template.render(r=result, status_text=STATUS_TEXT.get(result.get("status"), "?"),
-                           charts=curves(history), chart={"w": WIDTH, "h": HEIGHT, "pad": PAD})
+    return template.render(r=result, status_text=STATUS_TEXT.get(result.status, "?"),
+                           charts=curves(result.training.history),
+                           chart={"w": WIDTH, "h": HEIGHT, "pad": PAD})
 
 
-def submission_files(result: dict[str, Any]) -> dict[str, str]:
+def submission_files(result: Result) -> dict[str, str]:
     """The files beside one result.json, by name: report.html, Gradescope's results.json,
     junit.xml."""
     return {"report.html": render_report(result),
@@ -47,14 +46,14 @@ def submission_files(result: dict[str, Any]) -> dict[str, str]:
             "junit.xml": exports.junit([result])}
 
 
-def render_dashboard(entries: list[tuple[str, dict[str, Any]]]) -> str:
+def render_dashboard(entries: list[tuple[str, Result]]) -> str:
     """The class dashboard; ``entries`` are (sub-folder name, result)."""
     from reports.dashboard import context
 
     return environment().get_template("dashboard.html.j2").render(**context(entries))
 
 
-def batch_files(batch: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+def batch_files(batch: list[tuple[str, Result]]) -> dict[str, str]:
     """The files of a batch folder, by name: the class dashboard index.html, grades.csv and
     junit.xml; ``batch`` is (sub-folder name, result) per student."""
     results = [result for _, result in batch]

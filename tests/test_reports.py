@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT, run_grade
 from grader.exercise import load_exercise
-from grader.result import skeleton
+from grader.result import Result, blank
 from reports.dashboard import context
 from reports.render import render_dashboard
 
@@ -192,22 +192,24 @@ def test_rendering_never_imports_tensorflow(batch: Path, tmp_path: Path) -> None
 
 
 # Similar submissions. Rendering reads result.json alone, so these results are written directly
-# (from the grader's own skeleton, so every key is there) instead of grading and training: the
+# (from the grader's own blank result, so every field is there) instead of grading and training: the
 # architecture hash is what `grade notebook` records for a model, whatever its layer names.
 SAME_MODEL, OTHER_MODEL = "0123456789abcdef", "fedcba9876543210"
 STARTER = "print('the notebook as handed out')"
 
 
-def _submission(student: str, notebook: str, architecture: str | None = None,
-                params: int | None = None, model_name: str = "sequential") -> dict:
-    """A result as `grade notebook` writes it; no architecture means no model was extracted."""
+def _submission(student: str, notebook: str | None, architecture: str | None = None,
+                params: int | None = None, model_name: str = "sequential") -> Result:
+    """A result as `grade notebook` writes it; no architecture means no model was extracted,
+    no notebook that there was none to hash (a missing file)."""
     exercise = load_exercise()
-    digest = hashlib.sha256(notebook.encode()).hexdigest()
-    result = skeleton(student, Path(f"{student}.ipynb"), digest, exercise,
-                      exercise.profile("smoke"))
+    digest = hashlib.sha256(notebook.encode()).hexdigest() if notebook is not None else None
+    result = blank(student, f"{student}.ipynb", digest, exercise, exercise.profile("smoke"))
     if architecture is not None:
-        result["model"].update(name=model_name, params=params, architecture=architecture)
-        result.update(status="graded", accuracy=0.5, score=60.0, timings={"total": 1.0})
+        result.model.name, result.model.params = model_name, params
+        result.model.architecture = architecture
+        result.status, result.accuracy, result.score = "graded", 0.5, 60.0
+        result.timings = {"total": 1.0}
     return result
 
 
@@ -222,10 +224,8 @@ def test_dashboard_groups_shared_architectures_and_identical_notebooks() -> None
         ("dan", _submission("dan", STARTER)),
         ("eve-1", _submission("eve", "eve's first", "1111222233334444")),
         ("eve-2", _submission("eve", "eve's second", "1111222233334444")),
-        ("old", {"student": "old", "status": "graded", "model": None}),
-        ("older", {"student": "older", "status": "error",
-                   "model": {"params": 5, "architecture": None},
-                   "submission": {"file": "older.ipynb", "sha256": None}}),
+        ("old", _submission("old", None)),
+        ("older", _submission("older", None)),
     ]
     drawn = context(entries)
     architectures = drawn["similarity"]["architectures"]
@@ -246,7 +246,7 @@ def test_dashboard_groups_shared_architectures_and_identical_notebooks() -> None
 def test_dashboard_without_similar_submissions_has_no_section() -> None:
     html = render_dashboard([("ann", _submission("ann", "ann's own", SAME_MODEL, 10)),
                              ("bob", _submission("bob", "bob's own", OTHER_MODEL, 10)),
-                             ("old", {"student": "old", "status": "graded"})])
+                             ("old", _submission("old", None))])
     assert "Similar submissions" not in html and 'id="similar"' not in html
 
 
@@ -259,9 +259,9 @@ def similar_batch(tmp_path: Path) -> Path:
                _submission("bob", STARTER), _submission("carol", STARTER),
                _submission("dave", "dave's own", OTHER_MODEL, 999)]
     for result in results:
-        folder = tmp_path / result["student"]
+        folder = tmp_path / result.student
         folder.mkdir()
-        (folder / "result.json").write_text(json.dumps(result, indent=2))
+        (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
     process = run_grade("render", tmp_path)
     assert process.returncode == 0, process.stderr
     return tmp_path

@@ -1,5 +1,5 @@
-"""grades.csv, Gradescope's results.json and JUnit XML from result dicts built the way the
-pipeline builds them (skeleton, checks, then `finish` or a rejection), without grading."""
+"""grades.csv, Gradescope's results.json and JUnit XML from results built the way the
+pipeline builds them (blank, checks, then `finish` or a rejection), without grading."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import csv
 import io
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -16,8 +15,8 @@ import pytest
 from grader.exercise import load_exercise
 from grader.model.rebuild import Finding, LayerInfo, ModelInfo
 from grader.model.rules import MODEL_RULES, ORDER, check
-from grader.pipeline import finish
-from grader.result import score, skeleton
+from grader.pipeline import Trained, finish
+from grader.result import ErrorInfo, ModelSummary, Result, TrainingSummary, blank, score
 from reports.exports import dumps, gradescope, grades_csv, junit
 
 EXERCISE = load_exercise()
@@ -31,49 +30,43 @@ INFO = ModelInfo("sequential", "Sequential", 300_000, 300_000, [[None, 192, 192,
                  [[None, 5]], "softmax", 2_500_000, LAYERS, [l.class_name for l in LAYERS])
 
 
-def _base(student: str) -> dict[str, Any]:
-    result = skeleton(student, Path(f"{student}.ipynb"), "ab" * 32, EXERCISE,
-                      EXERCISE.profile("smoke"))
-    result["timings"] = {"total": 123.4}
+def _base(student: str) -> Result:
+    result = blank(student, f"{student}.ipynb", "ab" * 32, EXERCISE, EXERCISE.profile("smoke"))
+    result.timings = {"total": 123.4}
     return result
 
 
-def graded(student: str, accuracy: float) -> dict[str, Any]:
+def graded(student: str, accuracy: float) -> Result:
     result = _base(student)
-    result["checks"] = [c.as_dict() for c in check(INFO, [], EXERCISE)]
-    result["model"].update(INFO.as_dict(), architecture="0123456789abcdef")
+    result.checks = check(INFO, [], EXERCISE)
+    result.model = ModelSummary(**INFO.as_dict(), architecture="0123456789abcdef")
     history = {"accuracy": [0.5, accuracy], "val_accuracy": [0.45, accuracy]}
-    finish(result, INFO, {"training": {"history": history, "val_accuracy": accuracy,
-                                       "test_accuracy": None},
-                          "accuracy": accuracy, "samples": []}, EXERCISE)
+    finish(result, INFO, Trained(TrainingSummary(history=history, val_accuracy=accuracy),
+                                 accuracy, []), EXERCISE)
     return result
 
 
 def rejected(student: str, info: ModelInfo | None = None,
-             findings: list[Finding] | None = None) -> dict[str, Any]:
+             findings: list[Finding] | None = None) -> Result:
     result = _base(student)
-    checks = check(info, findings or [], EXERCISE)
-    result.update(status="rejected", checks=[c.as_dict() for c in checks],
-                  score=score(checks, None, EXERCISE))
+    result.status, result.checks = "rejected", check(info, findings or [], EXERCISE)
+    result.score = score(result.checks, None, EXERCISE)
     return result
 
 
-def errored(student: str) -> dict[str, Any]:
+def errored(student: str) -> Result:
     result = _base(student)
-    result["error"] = {"stage": "execute", "cell": 3,
-                       "message": "Cell 3 raised NameError: name \x1b[1m'x'\x1b[0m is not "
-                                  "defined \x07— fix it",
-                       "traceback": "\x1b[31mNameError\x1b[0m"}
+    result.fail(ErrorInfo("execute", "Cell 3 raised NameError: name \x1b[1m'x'\x1b[0m is not "
+                                     "defined \x07— fix it", 3, "\x1b[31mNameError\x1b[0m"))
     return result
 
 
-def failed_in_training(student: str) -> dict[str, Any]:
+def failed_in_training(student: str) -> Result:
     """An inspection that passed every rule, then a training task that died (grade batch)."""
     result = _base(student)
-    result["checks"] = [c.as_dict() for c in check(INFO, [], EXERCISE)]
-    result.update(status="error", passed=False, error={
-        "stage": "train", "cell": None, "traceback": None,
-        "message": "Grading stopped: the task was killed. This is not your fault."})
+    result.checks = check(INFO, [], EXERCISE)
+    result.fail(ErrorInfo("train", "Grading stopped: the task was killed. This is not your "
+                                   "fault."))
     return result
 
 
@@ -90,12 +83,12 @@ RESULTS = {
 
 def test_the_fixtures_are_what_the_pipeline_makes() -> None:
     results = {kind: make() for kind, make in RESULTS.items()}
-    assert {kind: (r["status"], r["passed"]) for kind, r in results.items()} == {
+    assert {kind: (r.status, r.passed) for kind, r in results.items()} == {
         "passed": ("graded", True), "below-target": ("graded", False),
         "rejected": ("rejected", False), "rejected-unsafe": ("rejected", False),
         "error": ("error", False), "error-after-inspection": ("error", False)}
-    assert results["passed"]["score"] > results["below-target"]["score"] > \
-        results["rejected"]["score"] > results["error"]["score"] == 0
+    assert results["passed"].score > results["below-target"].score > \
+        results["rejected"].score > results["error"].score == 0
 
 
 # Gradescope
@@ -105,8 +98,8 @@ def test_the_fixtures_are_what_the_pipeline_makes() -> None:
 def test_gradescope_tests_add_up_to_the_score_and_the_max_score(kind: str) -> None:
     result = RESULTS[kind]()
     document = gradescope(result)
-    assert document["score"] == result["score"]
-    assert sum(t["score"] for t in document["tests"]) == pytest.approx(result["score"], abs=0.01)
+    assert document["score"] == result.score
+    assert sum(t["score"] for t in document["tests"]) == pytest.approx(result.score, abs=0.01)
     assert sum(t["max_score"] for t in document["tests"]) == pytest.approx(RUBRIC.max_score)
 
 
@@ -185,9 +178,9 @@ def test_grades_csv_has_one_row_per_result_sorted_by_student() -> None:
 def test_a_graded_row_has_its_score_percent_accuracy_and_size() -> None:
     result = graded("ana", 0.78)
     [row] = _rows([result])
-    assert row == {"student_id": "ana", "score": str(result["score"]),
+    assert row == {"student_id": "ana", "score": str(result.score),
                    "max_score": str(RUBRIC.max_score),
-                   "percent": f"{100 * result['score'] / RUBRIC.max_score:.1f}",
+                   "percent": f"{100 * result.score / RUBRIC.max_score:.1f}",
                    "status": "graded", "passed": "yes", "accuracy": "0.7800",
                    "params": "300000", "seconds": "123.4"}
 

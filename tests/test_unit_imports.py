@@ -116,3 +116,14 @@ def test_reports_import_nothing_of_the_grader_but_the_result() -> None:
                 for name, imported in graph().items() if name.startswith("reports")}
     assert {name: [m for m in found if m.startswith("grader")]
             for name, found in reaching.items()} == {name: [] for name in reaching}
+
+
+def test_the_result_types_stand_on_their_own() -> None:
+    """reports/ reads result.json through grader.result: that must not pull the grader in."""
+    edges = graph()
+    reached, todo = set(), ["grader.result"]
+    while todo:
+        for module in edges[todo.pop()] - reached:
+            reached.add(module)
+            todo.append(module)
+    assert reached <= {"grader", "grader.io"}

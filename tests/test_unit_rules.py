@@ -17,7 +17,7 @@ from grader.model.rebuild import Finding, LayerInfo, ModelInfo
 from grader.model.rules import (CONFIG_RULES, MODEL_RULES, ORDER, UNSAFE, Check, check, too_large,
                                 unsafe)
 from grader.model.rules import RULES as REGISTRY
-from grader.result import score
+from grader.result import TrainingSummary, score
 
 EXERCISE = load_exercise()
 SIZE, CLASSES, RULES = EXERCISE.image_size, len(EXERCISE.classes), EXERCISE.rules
@@ -242,17 +242,17 @@ def test_the_texts_take_their_numbers_from_the_exercise_file(tmp_path: Path) -> 
 
 
 def test_the_size_hints_give_the_exercise_s_numbers() -> None:
-    small = {h["id"]: h["message"] for h in hints(good_info(params=533), None, EXERCISE)}
+    small = {h.id: h.message for h in hints(good_info(params=533), None, EXERCISE)}
     assert f"about {EXERCISE.hints.solution_params:,}" in small["too_few_params"]
     large = good_info(params=EXERCISE.hints.overfit_above + 1)
-    trained = {h["id"]: h["message"] for h in hints(large, {"train_images": 1944}, EXERCISE)}
+    trained = {h.id: h.message for h in hints(large, TrainingSummary(train_images=1944), EXERCISE)}
     assert "with 1,944 training photos" in trained["too_many_params"]
-    untrained = {h["id"]: h["message"] for h in hints(large, None, EXERCISE)}
+    untrained = {h.id: h.message for h in hints(large, None, EXERCISE)}
     assert "training photos it" not in untrained["too_many_params"]
 
 
 def test_the_softmax_hint_names_the_number_of_classes() -> None:
-    found = {h["id"]: h["message"] for h in hints(good_info(output_activation=None), None,
+    found = {h.id: h.message for h in hints(good_info(output_activation=None), None,
                                                    EXERCISE)}
     assert f"Dense({CLASSES}, activation='softmax')" in found["not_softmax"]
 

@@ -41,6 +41,7 @@ from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
 from grader.kernel.notebook import sha256
 from grader.model.rebuild import ModelInfo
+from grader.result import Result
 from grader.training import datacache
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,21 @@ class Batch:
         return (self.cache or self.out_dir / ".cache").resolve()
 
 
+@dataclass
+class Waiting:
+    """A student whose rules passed, waiting for their architecture's training."""
+    submission: Submission
+    result: Result
+    info: ModelInfo | None     # the rebuilt model, for the hints
+    config: dict[str, Any]     # the checked config to train
+
+
 class _Run:
     """The state of one batch run: what is running, and which students wait for what. It plans
     the tasks and takes their answers; keys, the answer cache, the students' folders and where
     tasks run are each a part of their own."""
 
-    def __init__(self, batch: Batch, engine, report: Callable[[dict[str, Any], Summary], None],
+    def __init__(self, batch: Batch, engine, report: Callable[[Result, Summary], None],
                  announce: Callable[[str], None] = lambda line: None) -> None:
         self.batch, self.engine, self.report, self.announce = batch, engine, report, announce
         self.summary = Summary()
@@ -92,11 +102,11 @@ class _Run:
                                         batch.cache_dir, batch.deterministic, batch.max_minutes)
         self.pending: dict[Any, tuple[str, str]] = {}          # future → (kind, key)
         self.inspections: dict[str, list[Submission]] = defaultdict(list)
-        self.trainings: dict[str, list[tuple[Submission, dict[str, Any]]]] = defaultdict(list)
+        self.trainings: dict[str, list[Waiting]] = defaultdict(list)
         self.queued: list[str] = []        # training keys waiting for the decoded data
         self.data_ready = False
         self.preparing = False
-        self.done: list[tuple[str, dict[str, Any]]] = []
+        self.done: list[tuple[str, Result]] = []
 
     # ---------------------------------------------------------------- planning
 
@@ -160,22 +170,23 @@ class _Run:
             return
         self.need_training(submission, result, answer)
 
-    def need_training(self, submission: Submission, result: dict[str, Any],
+    def need_training(self, submission: Submission, result: Result,
                       answer: dict[str, Any]) -> None:
         if not self.batch.train:
             pipeline.checked(result, self.exercise)
             self.write(submission, result)
             return
-        key = self.keys.training(result["model"]["architecture"])
-        result["_info"], result["_config"] = answer.get("info"), answer["config"]
+        key = self.keys.training(result.model.architecture)
+        info = ModelInfo.from_dict(answer["info"]) if answer.get("info") else None
+        waiting = Waiting(submission, result, info, answer["config"])
         cached = self.answers.read("train", key)
         if cached is not None:
             self.summary.work["trainings reused"] += 1
-            self.trained(submission, result, cached)
+            self.trained(waiting, cached)
             return
-        waiting = key in self.trainings
-        self.trainings[key].append((submission, result))
-        if waiting:
+        shared = key in self.trainings
+        self.trainings[key].append(waiting)
+        if shared:
             self.summary.work["trainings shared"] += 1
         elif self.data_ready:
             self.submit("train", (answer["config"], self.job), TRAIN_TIMEOUT, key)
@@ -200,7 +211,7 @@ class _Run:
         if "failed" in answer:  # each training then reports the data problem itself
             self.summary.notes.append(f"Preparing the data failed: {answer['failed']}")
         for train_key in self.queued:
-            config = self.trainings[train_key][0][1]["_config"]
+            config = self.trainings[train_key][0].config
             self.submit("train", (config, self.job), TRAIN_TIMEOUT, train_key)
         self.queued = []
 
@@ -209,8 +220,8 @@ class _Run:
         self.summary.work["data decodes"] += int(bool(answer.get("decoded")))
         if "failed" not in answer:
             self.answers.write("train", key, answer)
-        for submission, result in self.trainings.pop(key, []):
-            self.trained(submission, result, answer)
+        for waiting in self.trainings.pop(key, []):
+            self.trained(waiting, answer)
         if "failed" not in answer:
             self.project(answer)
 
@@ -220,32 +231,30 @@ class _Run:
         self.announce(self.summary.after_training(answer, left,
                                                   getattr(self.engine, "parallel", 1)))
 
-    def trained(self, submission: Submission, result: dict[str, Any],
-                answer: dict[str, Any]) -> None:
-        info, _ = result.pop("_info", None), result.pop("_config", None)
+    def trained(self, waiting: Waiting, answer: dict[str, Any]) -> None:
+        submission, result = waiting.submission, waiting.result
         if "failed" in answer:
             self.write(submission,
                        self.folders.failed_result(submission, "train", answer, result))
             return
-        pipeline.finish(result, ModelInfo.from_dict(info) if info else None, answer,
-                        self.exercise)
-        result["timings"]["train"] = answer.get("seconds")
+        pipeline.finish(result, waiting.info, pipeline.Trained.from_json(answer), self.exercise)
+        result.timings["train"] = answer.get("seconds")
         self.write(submission, result)
 
     # ---------------------------------------------------------------- results
 
-    def write(self, submission: Submission, result: dict[str, Any]) -> None:
+    def write(self, submission: Submission, result: Result) -> None:
         self.folders.write(submission, result)
         self.record(submission, result)
 
-    def record(self, submission: Submission, result: dict[str, Any]) -> None:
+    def record(self, submission: Submission, result: Result) -> None:
         self.done.append((submission.student, result))
-        self.summary.statuses[result.get("status", "error")] += 1
-        self.summary.passed += bool(result.get("passed"))
+        self.summary.statuses[result.status] += 1
+        self.summary.passed += result.passed
         self.report(result, self.summary)
 
 
-def run(batch: Batch, report: Callable[[dict[str, Any], Summary], None] = lambda r, s: None,
+def run(batch: Batch, report: Callable[[Result, Summary], None] = lambda r, s: None,
         announce: Callable[[int], None] = lambda n: None,
         note: Callable[[str], None] = lambda line: None) -> Summary:
     """Grade every submission of ``batch``; returns the summary (also written to batch.json).

@@ -4,7 +4,6 @@ the finished folder (grader.reporting.finalize, with the key a rerun compares)."
 
 from __future__ import annotations
 
-import copy
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from grader.batch.keys import Keys
 from grader.batch.submissions import Submission
 from grader.errors import GradingError
 from grader.io import write_text
+from grader.result import Result
 
 if TYPE_CHECKING:
     from grader.batch.driver import Batch
@@ -27,51 +27,49 @@ class Folders:
         self.batch, self.keys, self.answers = batch, keys, answers
         self.digests: dict[str, str] = {}   # student → their notebook's SHA-256
 
-    def personal(self, submission: Submission, inspected: dict[str, Any]) -> dict[str, Any]:
+    def personal(self, submission: Submission, inspected: dict[str, Any]) -> Result:
         """The inspection's result (maybe of an identical notebook) as this student's."""
-        result = copy.deepcopy(inspected)
-        result["student"] = submission.student
-        result["submission"]["file"] = submission.notebook.name if submission.notebook \
+        result = Result.from_json(inspected)
+        result.student = submission.student
+        result.submission.file = submission.notebook.name if submission.notebook \
             else submission.source
-        result["warnings"] = submission.warnings + result["warnings"]
+        result.warnings = submission.warnings + result.warnings
         return result
 
-    def problem_result(self, submission: Submission) -> dict[str, Any]:
+    def problem_result(self, submission: Submission) -> Result:
         """A student with no notebook to grade (discover says why)."""
-        result = results.skeleton(submission.student, Path(submission.source), None,
-                                  self.batch.exercise, self.batch.profile)
-        result["error"] = GradingError("validate", submission.problem).as_dict()
+        result = self._blank(submission, Path(submission.source).name, None)
+        result.fail(GradingError("validate", submission.problem).info())
         return result
+
+    def _blank(self, submission: Submission, file: str, digest: str | None) -> Result:
+        return results.blank(submission.student, file, digest, self.batch.exercise,
+                             self.batch.profile)
 
     def failed_result(self, submission: Submission, stage: str, answer: dict[str, Any],
-                      base: dict[str, Any] | None = None) -> dict[str, Any]:
+                      base: Result | None = None) -> Result:
         """A task that hung, crashed or was killed: an error result saying so."""
-        result = base or results.skeleton(submission.student, submission.notebook,
-                                          self.digests.get(submission.student),
-                                          self.batch.exercise, self.batch.profile)
-        result.pop("_info", None)
-        result.pop("_config", None)
+        result = base or self._blank(submission, submission.notebook.name,
+                                     self.digests.get(submission.student))
         advice = ("Run the notebook top to bottom yourself (Restart & Run All): it must finish "
                   "without crashing the kernel, within the time limits."
                   if stage == "execute" else
                   "This is not your fault: your instructor will look into it.")
-        result.update(status="error", passed=False, error=GradingError(
-            stage, f"Grading stopped: {answer['failed']}. {advice}",
-            traceback=(answer.get("log") or "")[-2000:] or None).as_dict())
+        result.fail(GradingError(stage, f"Grading stopped: {answer['failed']}. {advice}",
+                                 traceback=(answer.get("log") or "")[-2000:] or None).info())
         return result
 
     def result_key(self, submission: Submission) -> str:
         return self.keys.result(submission, self.digests.get(submission.student))
 
-    def existing(self, submission: Submission) -> dict[str, Any] | None:
+    def existing(self, submission: Submission) -> Result | None:
         """The student's result.json, when this same batch wrote it (a rerun keeps it)."""
         try:
             found = results.read(self.batch.out_dir / submission.student)
         except (OSError, ValueError):
             return None
-        batch = found.get("batch") if isinstance(found, dict) else None
-        return found if isinstance(batch, dict) and \
-            batch.get("key") == self.result_key(submission) else None
+        batch = found.batch if isinstance(found.batch, dict) else {}
+        return found if batch.get("key") == self.result_key(submission) else None
 
     def copy_executed(self, submission: Submission, key: str, answer: dict[str, Any]) -> None:
         source = self.answers.executed("inspect", key)
@@ -82,9 +80,9 @@ class Folders:
         elif answer.get("executed"):
             write_text(folder / pipeline.EXECUTED_NAME, answer["executed"])
 
-    def write(self, submission: Submission, result: dict[str, Any]) -> None:
+    def write(self, submission: Submission, result: Result) -> None:
         """The student's folder, with the key a rerun compares (grader.reporting.finalize)."""
         folder = self.batch.out_dir / submission.student
         folder.mkdir(parents=True, exist_ok=True)
-        result["batch"] = {"key": self.result_key(submission), "source": submission.source}
+        result.batch = {"key": self.result_key(submission), "source": submission.source}
         reporting.finalize(result, folder)

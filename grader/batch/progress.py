@@ -13,12 +13,14 @@ from typing import Any
 
 import click
 
+from grader.result import Result
 
-def _verdict(result: dict[str, Any]) -> str:
-    accuracy = result.get("accuracy")
+
+def _verdict(result: Result) -> str:
+    accuracy = result.accuracy
     shown = "" if accuracy is None else f", accuracy {accuracy:.1%}"
-    verdict = "passed" if result.get("passed") else result.get("status", "error")
-    return f"{verdict}{shown}, score {result.get('score')}/{result.get('max_score')}"
+    verdict = "passed" if result.passed else result.status
+    return f"{verdict}{shown}, score {result.score}/{result.max_score}"
 
 
 class Progress:
@@ -53,10 +55,10 @@ class Progress:
         self.task = self.bar.add_task("grading", total=total, failed=0)
         self.bar.start()
 
-    def update(self, result: dict[str, Any], summary: Any) -> None:
+    def update(self, result: Result, summary: Any) -> None:
         self.done += 1
-        self.failed += result.get("status") == "error"
-        line = f"{result.get('student')}: {_verdict(result)}"
+        self.failed += result.status == "error"
+        line = f"{result.student}: {_verdict(result)}"
         if self.bar is not None:
             self.bar.console.print(line)
             self.bar.update(self.task, completed=self.done, failed=self.failed)

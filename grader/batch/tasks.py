@@ -1,13 +1,11 @@
 """The units of work of ``grade batch``, each run in a fresh interpreter.
 
 :func:`run_task` is what the local pool's threads and Dask's workers call. It starts
-``python -m grader.batch.tasks SPEC`` in its own session, waits with a deadline, and always
-returns a JSON-able dict: the task's answer, or ``{"failed": message}`` when the process hung,
-crashed or was killed. A submission that kills its kernel, or a training that segfaults,
-therefore takes down one process, never the batch or a Dask worker. When the task ends,
-whatever it left running in its session is killed; when the batch itself is killed (even with
-SIGKILL), Linux kills the task (``PR_SET_PDEATHSIG``), and the kernel's parent poller ends the
-kernel.
+``python -m grader.batch.tasks SPEC`` through grader.proc (its own session, a deadline, killed
+with whatever it left running, and with the batch), and always returns a JSON-able dict: the
+task's answer, or ``{"failed": message}`` when the process hung, crashed or was killed. A
+submission that kills its kernel, or a training that segfaults, therefore takes down one
+process, never the batch or a Dask worker; the kernel's parent poller ends the kernel.
 
 Tasks:
 - ``inspect``: every stage before trusted training, for one notebook (pipeline.inspect).
@@ -17,84 +15,37 @@ Tasks:
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import os
 import pickle
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from grader.proc import run_module
+
 log = logging.getLogger(__name__)
 LOG_TAIL = 3000            # bytes of a failed task's own output kept for the message
-PR_SET_PDEATHSIG = 1
 
 
 def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
-    """Run one task in a subprocess; never raises for what happens inside it."""
-    started = time.monotonic()
+    """Run one task in a subprocess (grader.proc); never raises for what happens inside it."""
     with tempfile.TemporaryDirectory(prefix=f"flowers-grader-{kind}-") as private:
-        spec, answer, output = (Path(private) / name for name in
-                                ("task.pickle", "answer.json", "task.log"))
+        spec, answer = Path(private) / "task.pickle", Path(private) / "answer.json"
         spec.write_bytes(pickle.dumps({"kind": kind, "payload": payload, "answer": str(answer)}))
-        with open(output, "w+b") as stream:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "grader.batch.tasks", str(spec)], stdin=subprocess.DEVNULL,
-                stdout=stream, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent, cwd=private)
+        finished = run_module("grader.batch.tasks", spec, timeout, cwd=Path(private),
+                              tail=LOG_TAIL)
+        if answer.is_file():
             try:
-                code = process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                code = None
-            finally:
-                _kill_session(process)
-            if answer.is_file():
-                try:
-                    return json.loads(answer.read_text(encoding="utf-8"))
-                except ValueError:
-                    pass
-            return {"failed": _failure(kind, code, timeout, started), "log": _tail(stream)}
-
-
-def _failure(kind: str, code: int | None, timeout: float, started: float) -> str:
-    if code is None:
-        return f"the {kind} step did not finish within {timeout:.0f} s and was stopped"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = str(-code)
-        return (f"the {kind} step's process was killed by signal {name} after "
-                f"{time.monotonic() - started:.0f} s (out of memory, or a crash)")
-    return f"the {kind} step's process ended with exit code {code} and no answer"
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: die when the thread that started us dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the batch's own cleanup still runs
-        pass
-
-
-def _kill_session(process: subprocess.Popen) -> None:
-    """Kill the task's whole session (it may have left children behind), then reap it."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait()
-
-
-def _tail(stream) -> str:
-    stream.flush()
-    stream.seek(max(0, stream.seek(0, 2) - LOG_TAIL))
-    return stream.read().decode("utf-8", "replace").strip()
+                return json.loads(answer.read_text(encoding="utf-8"))
+            except ValueError:
+                pass
+        failure = finished.failure(f"the {kind} step", timeout)
+        if finished.code is not None and finished.code >= 0:
+            failure += " and no answer"
+        return {"failed": failure, "log": finished.output.strip()}
 
 
 # ---------------------------------------------------------------- inside the task process
@@ -114,10 +65,10 @@ def _inspect(request) -> dict[str, Any]:
                          info=inspection.info.as_dict() if inspection.info else None)
 
         pipeline.guarded(result, stages, request.exercise)
-        result["timings"] = clock.timings
+        result.timings = clock.timings
         executed = Path(out) / pipeline.EXECUTED_NAME
         text = executed.read_text(encoding="utf-8") if executed.is_file() else None
-        return {"result": result, "config": found.get("config"), "info": found.get("info"),
+        return {"result": result.to_json(), "config": found.get("config"), "info": found.get("info"),
                 "executed": text}
 
 
@@ -140,8 +91,7 @@ def _train(payload) -> dict[str, Any]:
     config, job = payload
     started = time.perf_counter()
     trained = pipeline.trusted_training(config, job)
-    trained["seconds"] = round(time.perf_counter() - started, 2)
-    return trained
+    return {**trained.to_json(), "seconds": round(time.perf_counter() - started, 2)}
 
 
 def _main(spec_path: str) -> int:

@@ -13,18 +13,26 @@ from typing import Any
 from grader.errors import GradingError
 
 
-def config_text(payload: dict[str, Any], result: dict[str, Any]) -> str:
+def _candidates(payload: dict[str, Any]) -> list[str]:
+    return [str(c) for c in payload.get("candidates") or []][:20]
+
+
+def choice(payload: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """How the model was chosen (the result's model fields ``variable``, ``candidates``,
+    ``reason`` and ``ambiguous``), and a warning when the choice was not obvious."""
+    candidates = _candidates(payload)
+    chosen = {"variable": payload.get("variable"), "candidates": candidates,
+              "reason": payload.get("reason"), "ambiguous": bool(payload.get("ambiguous"))}
+    warnings = [f"The notebook holds several Keras models ({', '.join(candidates)}); the "
+                f"grader took {payload.get('variable')}, {payload.get('reason')}. Name the "
+                f"model to grade `model` to choose it yourself."] if chosen["ambiguous"] else []
+    return chosen, warnings
+
+
+def config_text(payload: dict[str, Any]) -> str:
     """The model config from the extraction payload, or an error saying what was found."""
-    candidates = [str(c) for c in payload.get("candidates") or []][:20]
-    result["model"].update(variable=payload.get("variable"), candidates=candidates,
-                           reason=payload.get("reason"),
-                           ambiguous=bool(payload.get("ambiguous")))
+    candidates = _candidates(payload)
     config = payload.get("config")
-    if payload.get("ambiguous"):
-        result["warnings"].append(
-            f"The notebook holds several Keras models ({', '.join(candidates)}); the grader "
-            f"took {payload.get('variable')}, {payload.get('reason')}. Name the model to grade "
-            f"`model` to choose it yourself.")
     if isinstance(config, str):
         return config
     if payload.get("error"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from nbformat import NotebookNode
 
@@ -96,13 +95,10 @@ def claimed_accuracy(notebook: NotebookNode) -> float | None:
     return claim
 
 
-def compare_claim(result: dict[str, Any]) -> None:
-    """Flag a notebook whose saved outputs claim far more (or less) than the grader measured."""
-    claimed, verified = result.get("claimed_accuracy"), result.get("accuracy")
-    if claimed is None or verified is None:
-        return
-    result["claim_flagged"] = abs(claimed - verified) > CLAIM_GAP
-    if result["claim_flagged"]:
-        result["warnings"].append(
-            f"The notebook's outputs claim {claimed:.1%} validation accuracy; the grader "
+def claim_warning(claimed: float | None, verified: float | None) -> str | None:
+    """The warning for a notebook whose saved outputs claim far more (or less) than the grader
+    measured; None when they agree (or either is unknown)."""
+    if claimed is None or verified is None or abs(claimed - verified) <= CLAIM_GAP:
+        return None
+    return (f"The notebook's outputs claim {claimed:.1%} validation accuracy; the grader "
             f"measured {verified:.1%}. Only the grader's number counts.")

@@ -6,19 +6,18 @@ Each hint names the layers or numbers it was computed from, following the codela
 from __future__ import annotations
 
 import math
-from typing import Any
-
 from grader.exercise import Exercise
 from grader.model.rebuild import CONVOLUTIONS, LayerInfo, ModelInfo
+from grader.result import Hint, TrainingSummary
 
 POOLING = frozenset({"MaxPooling2D", "AveragePooling2D"})
 
 
-def _hint(hint_id: str, message: str) -> dict[str, str]:
-    return {"id": hint_id, "message": message}
+def _hint(hint_id: str, message: str) -> Hint:
+    return Hint(hint_id, message)
 
 
-def _flatten_head(info: ModelInfo, share: float) -> dict[str, str] | None:
+def _flatten_head(info: ModelInfo, share: float) -> Hint | None:
     """Most parameters in Dense layers after a Flatten: suggest GlobalAveragePooling2D."""
     layers = info.layers
     index = next((i for i, l in enumerate(layers) if l.class_name == "Flatten"), None)
@@ -41,7 +40,7 @@ def _flatten_head(info: ModelInfo, share: float) -> dict[str, str] | None:
 
 
 def _size_hints(info: ModelInfo, exercise: Exercise,
-                training: dict[str, Any]) -> list[dict[str, str]]:
+                training: TrainingSummary) -> list[Hint]:
     hints, limits = [], exercise.hints
     if info.params < limits.underfit_below:
         hints.append(_hint("too_few_params", (
@@ -49,7 +48,7 @@ def _size_hints(info: ModelInfo, exercise: Exercise,
             f"{limits.solution_params:,}. A model this small underfits: add Conv2D layers, and "
             f"let the number of filters grow as the resolution shrinks (16 → 32 → 64 → 128).")))
     if info.params > limits.overfit_above:
-        photos = training.get("train_images")
+        photos = training.train_images
         seen = f"with {photos:,} training photos it" if photos else "it"
         hints.append(_hint("too_many_params", (
             f"Your model has {info.params:,} parameters, more than "
@@ -58,7 +57,7 @@ def _size_hints(info: ModelInfo, exercise: Exercise,
     return hints
 
 
-def _downsampling(info: ModelInfo) -> dict[str, str] | None:
+def _downsampling(info: ModelInfo) -> Hint | None:
     """No pooling and no strided convolution: the activations stay huge."""
     if any(l.class_name in POOLING for l in info.layers):
         return None
@@ -79,7 +78,7 @@ def _strided(layer: LayerInfo, info: ModelInfo) -> bool:
         layer.output_shape[1] < layer.input_shape[1]
 
 
-def _softmax(info: ModelInfo, classes: int) -> dict[str, str] | None:
+def _softmax(info: ModelInfo, classes: int) -> Hint | None:
     if info.output_activation == "softmax":
         return None
     last = info.layers[-1] if info.layers else None
@@ -90,8 +89,8 @@ def _softmax(info: ModelInfo, classes: int) -> dict[str, str] | None:
         f"Dense({classes}, activation='softmax')."))
 
 
-def _overfitting(training: dict[str, Any], gap: float) -> dict[str, str] | None:
-    history = training.get("history") or {}
+def _overfitting(training: TrainingSummary, gap: float) -> Hint | None:
+    history = training.history
     train, val = history.get("accuracy"), history.get("val_accuracy")
     if not train or not val or train[-1] - val[-1] <= gap:
         return None
@@ -102,12 +101,12 @@ def _overfitting(training: dict[str, Any], gap: float) -> dict[str, str] | None:
         f"fewer parameters."))
 
 
-def hints(info: ModelInfo | None, training: dict[str, Any] | None,
-          exercise: Exercise) -> list[dict[str, str]]:
+def hints(info: ModelInfo | None, training: TrainingSummary | None,
+          exercise: Exercise) -> list[Hint]:
     """All hints for one submission, most important first."""
     if info is None:
         return []
-    training = training or {}
+    training = training or TrainingSummary()
     found = [_flatten_head(info, exercise.hints.head_share),
              *_size_hints(info, exercise, training), _downsampling(info),
              _softmax(info, len(exercise.classes)),

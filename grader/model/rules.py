@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from grader.result import Check
 
 if TYPE_CHECKING:  # types only: the exercise loader reads RULES, so no import back at run time
     from grader.exercise import Exercise
@@ -126,18 +128,6 @@ ORDER = tuple(rule.id for rule in RULES)
 MODEL_RULES = tuple(rule.id for rule in RULES if rule.decided_on == "model")
 CONFIG_RULES = tuple(rule.id for rule in RULES if rule.decided_on == "config")
 UNSAFE = frozenset(rule.id for rule in RULES if rule.unsafe)
-
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    passed: bool | None   # None: not checked (the model could not be rebuilt)
-    rule: str             # the rule, as the exercise states it
-    message: str          # what the grader found
-    todo: str             # what to do about it ("" unless it failed)
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _found_in_config(rule_id: str, findings: list[Finding]) -> tuple[bool, str]:

@@ -11,6 +11,7 @@ import base64
 import numpy as np
 from PIL import Image
 
+from grader.result import Sample
 from grader.training.data import Split, encode_jpeg
 
 SAMPLES = 24       # photos in the report's grid
@@ -27,11 +28,11 @@ def thumbnail(pixels: np.ndarray) -> str:
 
 
 def samples(split: Split, predictions: list[int], classes: tuple[str, ...],
-            count: int = SAMPLES) -> list[dict[str, object]]:
+            count: int = SAMPLES) -> list[Sample]:
     """The first ``count`` images of the split (the same ones for every student), predicted."""
     chosen = []
     for index in range(min(count, len(split.labels))):
         true, predicted = int(split.labels[index]), int(predictions[index])
-        chosen.append({"image": thumbnail(split.images[index]), "true": classes[true],
-                       "predicted": classes[predicted], "correct": true == predicted})
+        chosen.append(Sample(thumbnail(split.images[index]), classes[true], classes[predicted],
+                             true == predicted))
     return chosen
