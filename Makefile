@@ -5,14 +5,14 @@ VENV ?= .venv
 DEMO_OUT ?= demo-output
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps demo test test-fast test-calibration clean
+.PHONY: install system-deps demo test test-fast test-real-world test-calibration clean
 
 # pip -qq: errors only. Builds print setuptools' notes as Python warnings; they are not ours.
 $(STAMP): pyproject.toml
 	@echo "installing into $(VENV) (a few minutes the first time) ..."
 	$(PYTHON) -m venv $(VENV)
 	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -qq --upgrade pip
-	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -qq -e '.[test]'
+	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -qq -e '.[test,runtime]'
 	touch $(STAMP)
 
 system-deps:
@@ -31,6 +31,10 @@ test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not kernel and not training"
 
 # The full calibrated run on the real photos, whatever this host's projected time.
+# The real-world corpus (tests/notebooks/real-world/): 17 kernels in the sandbox, about 3 minutes.
+test-real-world: install
+	FLOWERS_GRADER_REAL_WORLD=1 $(VENV)/bin/pytest tests/test_real_world.py
+
 test-calibration: install
 	FLOWERS_GRADER_CALIBRATION=full $(VENV)/bin/pytest tests/test_calibration.py
 

@@ -87,7 +87,7 @@ def forward_flops(model) -> int:
 def _data(spec: dict[str, Any]):
     """The exercise, the profile and the training split, read through the grader's cache."""
     from grader.exercise import load_exercise
-    from grader.pipeline import TrainingJob
+    from grader.training.job import TrainingJob
     from grader.training import datacache
 
     exercise = load_exercise(spec["exercise"])

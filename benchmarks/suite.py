@@ -247,7 +247,7 @@ class Suite:
         architecture, data, profile, seed 42 and determinism), so it is not trained twice."""
         from grader.batch.tasks import run_task
         from grader.exercise import load_exercise
-        from grader.pipeline import TrainingJob
+        from grader.training.job import TrainingJob
 
         exercise = load_exercise(self.exercise)
         profile = exercise.profile(self.size.profile)

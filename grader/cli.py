@@ -238,6 +238,24 @@ def render(out_dir: Path) -> None:
     click.echo(f"rendered {count} result(s) in {out_dir}")
 
 
+@cli.command("runtime")
+def runtime_command() -> None:
+    """List what a notebook may import while grading (the student runtime), with the versions
+    installed here, and what is not provided and why."""
+    from grader.kernel.packages import RUNTIME_FILE, runtime
+
+    current = runtime()
+    versions = current.versions()
+    click.echo("provided (import name: package version):")
+    for module, requirement in sorted(current.provided.items(), key=lambda i: i[0].lower()):
+        version = versions[requirement] or "NOT INSTALLED: reinstall the grader (make install)"
+        click.echo(f"  {module}: {requirement} {version}")
+    click.echo("not provided:")
+    for module, why in sorted(current.not_provided.items()):
+        click.echo(f"  {module}: {why}")
+    click.echo(f"the list: {RUNTIME_FILE}")
+
+
 cli.add_command(data)
 
 

@@ -11,6 +11,8 @@ import click
 from grader.cli_options import DIR, exercise_option
 from grader.exercise import load_exercise
 
+TFDS_DATASET = "tf_flowers"
+
 
 @click.group()
 def data() -> None:
@@ -79,3 +81,24 @@ def data_fetch(out: Path, size: int, url: str | None, sha256: str | None, exerci
     counts = ", ".join(f"{c} {n}" for c, n in zip(loaded.classes, written.per_class))
     click.echo(f"wrote {written.images} images ({counts}) in {len(written.files)} shards "
                f"to {out}")
+    click.echo(f"notebooks that call tfds.load('{TFDS_DATASET}'): run `grade data tfds --data "
+               f"{out}` to serve it offline")
+
+
+@data.command("tfds")
+@click.option("--data", "data_dir", required=True, type=DIR,
+              help="The --data folder the notebooks are graded with.")
+@click.option("--archive", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A flower_photos .tgz (default: the one `grade data fetch` kept in "
+                   "DATA/.fetch).")
+@exercise_option
+def data_tfds(data_dir: Path, archive: Path | None, exercise: str) -> None:
+    """Prepare TFDS's tf_flowers from the photo archive, so that tfds.load works offline."""
+    from urllib.parse import urlparse
+
+    from grader.training.offline import prepare_tfds
+
+    loaded = load_exercise(exercise)
+    archive = archive or data_dir / ".fetch" / Path(urlparse(loaded.dataset.url).path).name
+    click.echo(f"prepared {TFDS_DATASET} in {prepare_tfds(archive, data_dir)}; the grading "
+               f"kernel's tfds.load reads it")

@@ -21,16 +21,19 @@ class GradingError(Exception):
         traceback: the last lines of a traceback from the student's kernel, or of a dead
             kernel's own stderr, when there is one.
         signal: the signal that ended the kernel (``SIGKILL``, ``SIGABRT``...), when one did.
+        cause: a short code saying why (grader.result.CAUSES); None takes the stage's.
     """
 
     def __init__(self, stage: str, message: str, cell: int | None = None,
-                 traceback: str | None = None, signal: str | None = None) -> None:
-        super().__init__(stage, message, cell, traceback, signal)
+                 traceback: str | None = None, signal: str | None = None,
+                 cause: str | None = None) -> None:
+        super().__init__(stage, message, cell, traceback, signal, cause)
         self.stage = stage
         self.message = message
         self.cell = cell
         self.traceback = traceback
         self.signal = signal
+        self.cause = cause
 
     def __str__(self) -> str:
         return self.message
@@ -38,7 +41,7 @@ class GradingError(Exception):
     def info(self) -> ErrorInfo:
         """The result's ``error``."""
         return ErrorInfo(self.stage, self.message, self.cell, self.traceback,
-                         self.signal or None)
+                         self.signal or None, self.cause)
 
 
 class DataError(GradingError):

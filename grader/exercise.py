@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,13 @@ class Exercise:
     mirror: dict[str, str]  # gs:// prefix → local folder ("{data}" = --data, "" = none)
     dataset: Dataset
     sandbox: Limits = DEFAULT_LIMITS
+    downloads: dict[str, str] = field(default_factory=dict)  # URL → local file ("{data}" = --data)
+
+    def downloads_for(self, data_dir: Path) -> dict[str, str]:
+        """The download URLs the kernel serves from a local file, where that file exists."""
+        served = {url: file.replace("{data}", str(data_dir.resolve()))
+                  for url, file in self.downloads.items()}
+        return {url: file for url, file in served.items() if Path(file).is_file()}
 
     def mirror_for(self, data_dir: Path, overrides: dict[str, Path] | None = None
                    ) -> dict[str, str]:
@@ -215,4 +222,5 @@ def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
         dataset=_build(Dataset, doc["dataset"], f"{where} [dataset]"),
         sandbox=_build(Limits, {**asdict(DEFAULT_LIMITS), **doc.get("sandbox", {})},
                        f"{where} [sandbox]"),
+        downloads={str(k): str(v) for k, v in doc.get("downloads", {}).items()},
     )

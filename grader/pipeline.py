@@ -11,25 +11,28 @@ import shutil
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import cost, reporting, result as results
+from grader import reporting, result as results
 from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
-from grader.kernel import extract, sandbox, static
+from grader.kernel import extract, packages, sandbox, static
 from grader.kernel.execute import Execution, Plan, execute
 from grader.kernel.notebook import sha256, validate
 from grader.model import hints, rules
 from grader.model.architecture import architecture
 from grader.model.rebuild import ConfigRejected, ModelInfo, build, describe, parse_config, scan
-from grader.result import ErrorInfo, ModelSummary, Result, Sample, TrainingSummary
-from grader.training import datacache
-from grader.training.samples import samples
+from grader.result import ErrorInfo, ModelSummary, Result
+from grader.training import offline
+from grader.training.job import Trained, TrainingJob, trusted_training
 
 log = logging.getLogger(__name__)
 EXECUTED_NAME = "executed.ipynb"
+# What the kernel says for a gs:// path with no local copy ({path} is filled in there).
+UNMAPPED = ("{path} has no local copy on this grading machine. Instructors: serve it with "
+            "`--mirror {prefix}=DIR` (the exercise file lists the known prefixes: ")
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,10 @@ def start(request: Request) -> tuple[Result, _Clock]:
     """An error result for the submission, to be filled in by the stages."""
     path = request.notebook
     digest = sha256(path) if path.is_file() else None
-    return (results.blank(request.student or path.stem, path.name, digest, request.exercise,
-                          request.profile), _Clock())
+    result = results.blank(request.student or path.stem, path.name, digest, request.exercise,
+                           request.profile)
+    result.runtime = packages.runtime().versions()
+    return result, _Clock()
 
 
 def guarded(result: Result, stages: Callable[[], None], exercise: Exercise) -> None:
@@ -152,16 +157,20 @@ def inspect(request: Request, result: Result, clock: _Clock) -> Inspection:
     """
     exercise = request.exercise
     mark = clock.started
-    notebook = validate(request.notebook)
+    validated = validate(request.notebook)
+    notebook = validated.notebook
+    result.warnings += validated.warnings()
     result.warnings += static.escape_warnings(notebook, exercise.execution.allowed_magics)
     result.claimed_accuracy = static.claimed_accuracy(notebook)
     mark = clock.lap("validate", mark)
     result.isolation = sandbox.isolation(exercise.sandbox)  # raises if bubblewrap is required
     readable = _readable(request)
     result.warnings += sandbox.warning(result.isolation, list(readable))
-    execution = _execute(notebook, request, readable)
+    try:
+        execution = _execute(notebook, request, readable)
+    finally:  # a notebook that failed still took this long: the dashboard shows it
+        mark = clock.lap("execute", mark)
     result.warnings += execution.warnings
-    mark = clock.lap("execute", mark)
     result.student_training = execution.payload.get("fit_calls") or []
     chosen, warnings = extract.choice(execution.payload)
     result.model, result.warnings = ModelSummary(**chosen), result.warnings + warnings
@@ -213,7 +222,9 @@ def _execute(notebook, request: Request, readable: tuple[Path, ...]) -> Executio
                   settings.epochs_variable: settings.student_epochs}
     runtime = {"mirror": request.exercise.mirror_for(request.data_dir, request.mirror),
                "allowed_magics": list(settings.allowed_magics),
-               "unmapped_message": _unmapped_message(request.exercise)}
+               "downloads": request.exercise.downloads_for(request.data_dir),
+               "tfds_data_dir": str(offline.tfds_dir(request.data_dir) or ""),
+               "unmapped_message": UNMAPPED + ", ".join(request.exercise.mirror) + ")."}
     work = Path(tempfile.mkdtemp(prefix="flowers-grader-work-"))
     record = request.out_dir / EXECUTED_NAME
     try:
@@ -222,75 +233,6 @@ def _execute(notebook, request: Request, readable: tuple[Path, ...]) -> Executio
         return execute(notebook, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _unmapped_message(exercise: Exercise) -> str:
-    """What the kernel says for a gs:// path with no local copy ({path} is filled in there)."""
-    return ("{path} has no local copy on this grading machine. Instructors: serve it with "
-            "`--mirror {prefix}=DIR` (the exercise file lists the known prefixes: "
-            + ", ".join(exercise.mirror) + ").")
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    """Everything trusted training depends on besides the architecture."""
-    data_dir: Path
-    test_data: Path | None
-    exercise: Exercise
-    profile: Profile
-    precision: str
-    cache: Path | None = None    # decoded-data cache (grade batch); None decodes in memory
-    deterministic: bool | None = None  # None: on for CPUs (train.train)
-    max_minutes: float | None = None   # stop a training projected to take longer (grader.cost)
-
-    def sources(self) -> list[datacache.Source]:
-        """The decoded data training reads: the shards (split), then the test data (whole)."""
-        size = self.exercise.image_size
-        found = [datacache.Source(self.data_dir, size, self.exercise.validation_split)]
-        if self.test_data:
-            found.append(datacache.Source(self.test_data, size, None))
-        return found
-
-
-@dataclass
-class Trained:
-    """What trusted training gives the result: the details, the accuracy that decides (test
-    data when given, else validation), the sample predictions. A batch's train task passes it
-    between processes as JSON (its answer, also cached)."""
-    training: TrainingSummary
-    accuracy: float
-    samples: list[Sample]
-    decoded: int = 0            # images decoded for it (0: all came from the cache)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Trained:
-        return cls(TrainingSummary(**data["training"]), data["accuracy"],
-                   [Sample(**sample) for sample in data["samples"]], data.get("decoded", 0))
-
-
-def trusted_training(config: dict[str, Any], job: TrainingJob,
-                     on_projection: cost.OnProjection | None = None) -> Trained:
-    """Train the checked architecture on the grader's data. ``on_projection`` hears the
-    measured speed and projected duration (a :class:`grader.cost.Projection`) after the first
-    steps."""
-    from grader.training.train import train
-
-    exercise, profile = job.exercise, job.profile
-    splits, *test = [datacache.load(source, job.cache) for source in job.sources()]
-    train_split = datacache.capped(splits.splits["train"], profile.max_train_images)
-    val_split = datacache.capped(splits.splits["val"], profile.max_val_images)
-    test_split = test[0].splits["all"] if test else None
-    training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
-                     job.precision, job.deterministic, on_projection, job.max_minutes)
-    summary = TrainingSummary(**training.as_dict(), val_accuracy=training.validation.accuracy,
-                              test_accuracy=training.test.accuracy if training.test else None)
-    accuracy = summary.test_accuracy if training.test else summary.val_accuracy
-    return Trained(summary, accuracy,
-                   samples(val_split, training.validation.predictions, exercise.classes),
-                   splits.decoded)
 
 
 def _reject(result: Result, exc: ConfigRejected, exercise: Exercise) -> None:

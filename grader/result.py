@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 RESULT_NAME = "result.json"
 SCHEMA = 1
 STATUSES = ("graded", "rejected", "checked", "error")
+# Why a submission could not be graded (ErrorInfo.cause): each stage's own, and the finer causes
+# of a failed cell (grader.kernel.causes) and of a failed task.
+STAGE_CAUSES = {"validate": "invalid_notebook", "sandbox": "sandbox_unavailable",
+                "execute": "cell_error", "extract": "no_model", "rebuild": "unreadable_model",
+                "train": "training_failed", "internal": "internal", "usage": "usage",
+                "data": "data"}
+CAUSES = ("invalid_notebook", "no_notebook", "sandbox_unavailable", "missing_package",
+          "missing_module", "data_path", "network", "kernel_died", "timeout", "cell_error",
+          "no_model", "unreadable_model", "training_failed", "too_slow", "internal", "usage",
+          "data")
 
 
 class SchemaError(ValueError):
@@ -61,6 +71,10 @@ class ErrorInfo:
     cell: int | None = None
     traceback: str | None = None
     signal: str | None = None   # the signal that ended the kernel, when one did
+    cause: str | None = None    # one of CAUSES; None takes the stage's (files before causes)
+
+    def __post_init__(self) -> None:
+        self.cause = self.cause or STAGE_CAUSES.get(self.stage, self.stage)
 
     def to_json(self) -> dict[str, Any]:
         found = asdict(self)
@@ -190,6 +204,7 @@ class Result:
     started_at: str = field(default_factory=now)
     finished_at: str | None = None
     batch: dict[str, str] | None = None   # grade batch: the key a rerun compares, the source
+    runtime: dict[str, str | None] = field(default_factory=dict)  # the kernel's packages
 
     def to_json(self) -> dict[str, Any]:
         """What result.json holds, in the order it has always been written."""
@@ -198,6 +213,8 @@ class Result:
         out["error"] = self.error.to_json() if self.error else None
         if self.batch is not None:
             out["batch"] = found["batch"]
+        if self.runtime:
+            out["runtime"] = found["runtime"]
         return out
 
     @classmethod

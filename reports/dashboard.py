@@ -55,7 +55,28 @@ def _row(folder: str, result: Result) -> dict[str, Any]:
             "accuracy": result.accuracy, "params": result.model.params,
             "seconds": result.timings.get("total"),
             "architecture": _digest(result.model.architecture),
-            "sha256": _digest(result.submission.sha256), "group": None}
+            "sha256": _digest(result.submission.sha256), "group": None,
+            "cause": result.error.cause if result.error else None, "why": _why(result)}
+
+
+def _why(result: Result) -> str:
+    """One line on why a submission did not pass: its error's cause and message, or the rules it
+    broke ("" for a graded one)."""
+    if result.error:
+        message = result.error.message
+        return f"{result.error.cause}: {message if len(message) <= 160 else message[:157] + '…'}"
+    broken = [check.id for check in result.checks if check.passed is False]
+    return f"broke {', '.join(broken)}" if broken else ""
+
+
+def _causes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors grouped by cause, most frequent first, with the students of each."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        if row["cause"]:
+            groups[row["cause"]].append(row["student"])
+    return [{"cause": cause, "count": len(students), "students": sorted(students)}
+            for cause, students in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0]))]
 
 
 def _groups(rows: list[dict[str, Any]], field: str, prefix: str) -> list[dict[str, Any]]:
@@ -100,6 +121,7 @@ def context(entries: list[tuple[str, Result]]) -> dict[str, Any]:
         "rows": rows,
         "similarity": similarity,
         "counts": sorted(Counter(r["status"] for r in rows).items()),
+        "causes": _causes(rows),
         "passed": sum(r["passed"] for r in rows),
         "bars": _histogram([r["accuracy"] for r in rows if r["accuracy"] is not None]),
         "points": points, "params_range": (int(low), int(high)),

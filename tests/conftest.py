@@ -38,6 +38,7 @@ FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_grade_notebook.py": ("kernel", "training"),
     "test_reports.py": ("kernel", "training"),
     "test_rules.py": ("kernel",),
+    "test_real_world.py": ("kernel",),
     "test_runtime_emulation.py": ("kernel", "training"),
     "test_sandbox.py": ("kernel",),
 }

@@ -147,6 +147,11 @@ def test_report_in_a_browser(browser, batch: Path) -> None:
     assert page.locator("#layers").inner_text().count(XSS) == 1  # shown as text
     assert page.locator("img[onerror]").count() == 0
     assert "<script>alert('shell')</script>" in page.locator("#warnings").inner_text()
+    # The curves are lines: a filled polyline draws a coloured area under each curve.
+    painted = page.locator("#curves polyline").evaluate_all(
+        "lines => lines.map(l => [getComputedStyle(l).fill, getComputedStyle(l).stroke])")
+    assert len(painted) == 4 and all(fill == "none" and stroke.startswith("rgb")
+                                     for fill, stroke in painted), painted
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert problems == []

@@ -15,7 +15,8 @@ import pytest
 from grader.exercise import load_exercise
 from grader.model.rebuild import Finding, LayerInfo, ModelInfo
 from grader.model.rules import MODEL_RULES, ORDER, check
-from grader.pipeline import Trained, finish
+from grader.pipeline import finish
+from grader.training.job import Trained
 from grader.result import ErrorInfo, ModelSummary, Result, TrainingSummary, blank, score
 from reports.exports import dumps, gradescope, grades_csv, junit
 
@@ -234,3 +235,29 @@ def test_junit_drops_control_characters_from_an_error() -> None:
     assert "\x1b" not in text and "\x07" not in text
     assert suite.find("system-err").text == ("Cell 3 raised NameError: name [1m'x'[0m is not "
                                              "defined — fix it")
+
+
+# The dashboard's causes
+
+
+def _failed(student: str, cause: str, message: str) -> Result:
+    result = _base(student)
+    result.fail(ErrorInfo("execute", message, 1, cause=cause))
+    return result
+
+
+def test_the_dashboard_counts_errors_by_cause_and_says_why_for_each_row() -> None:
+    from reports.dashboard import context
+
+    results = [_failed("gil", "missing_package", "Cell 1 raised ModuleNotFoundError: torch"),
+               _failed("hal", "missing_package", "Cell 1 raised ModuleNotFoundError: cv3"),
+               _failed("ivy", "data_path", "x" * 300), graded("ana", 0.78),
+               rejected("cas", replace(INFO, params=4_000_000)), errored("eli")]
+    drawn = context([(r.student, r) for r in results])
+    assert [(c["cause"], c["count"], c["students"]) for c in drawn["causes"]] == [
+        ("missing_package", 2, ["gil", "hal"]), ("cell_error", 1, ["eli"]),
+        ("data_path", 1, ["ivy"])]
+    why = {row["student"]: row["why"] for row in drawn["rows"]}
+    assert why["gil"] == "missing_package: Cell 1 raised ModuleNotFoundError: torch"
+    assert why["ivy"] == "data_path: " + "x" * 157 + "…"
+    assert why["cas"] == "broke max_params" and why["ana"] == ""

@@ -43,6 +43,7 @@ from grader.kernel.notebook import sha256
 from grader.model.rebuild import ModelInfo
 from grader.result import Result
 from grader.training import datacache
+from grader.training.job import Trained, TrainingJob
 
 log = logging.getLogger(__name__)
 INSPECT_MARGIN = 240        # seconds beyond the notebook timeout: kernel start, rebuild
@@ -96,7 +97,7 @@ class _Run:
         self.keys = Keys(batch)
         self.answers = AnswerCache(batch.cache_dir)
         self.folders = Folders(batch, self.keys, self.answers)
-        self.job = pipeline.TrainingJob(batch.data_dir.resolve(),
+        self.job = TrainingJob(batch.data_dir.resolve(),
                                         batch.test_data.resolve() if batch.test_data else None,
                                         self.exercise, batch.profile, batch.precision,
                                         batch.cache_dir, batch.deterministic, batch.max_minutes)
@@ -237,7 +238,7 @@ class _Run:
             self.write(submission,
                        self.folders.failed_result(submission, "train", answer, result))
             return
-        pipeline.finish(result, waiting.info, pipeline.Trained.from_json(answer), self.exercise)
+        pipeline.finish(result, waiting.info, Trained.from_json(answer), self.exercise)
         result.timings["train"] = answer.get("seconds")
         self.write(submission, result)
 

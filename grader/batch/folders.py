@@ -39,7 +39,7 @@ class Folders:
     def problem_result(self, submission: Submission) -> Result:
         """A student with no notebook to grade (discover says why)."""
         result = self._blank(submission, Path(submission.source).name, None)
-        result.fail(GradingError("validate", submission.problem).info())
+        result.fail(GradingError("validate", submission.problem, cause="no_notebook").info())
         return result
 
     def _blank(self, submission: Submission, file: str, digest: str | None) -> Result:
@@ -56,7 +56,10 @@ class Folders:
                   if stage == "execute" else
                   "This is not your fault: your instructor will look into it.")
         result.fail(GradingError(stage, f"Grading stopped: {answer['failed']}. {advice}",
-                                 traceback=(answer.get("log") or "")[-2000:] or None).info())
+                                 traceback=(answer.get("log") or "")[-2000:] or None,
+                                 cause=answer.get("cause")).info())
+        if answer.get("seconds") is not None:  # the time the task took before it failed
+            result.timings[stage] = answer["seconds"]
         return result
 
     def result_key(self, submission: Submission) -> str:

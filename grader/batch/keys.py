@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from grader import __version__
+from grader.kernel.packages import runtime
 from grader.training import datacache
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class Keys:
         data = datacache.fingerprint(batch.data_dir)
         test = datacache.fingerprint(batch.test_data) if batch.test_data else None
         self.inspect_context = key(__version__, asdict(exercise), data,
-                                   sorted((k, str(v)) for k, v in batch.mirror.items()))
+                                   sorted((k, str(v)) for k, v in batch.mirror.items()),
+                                   runtime().fingerprint())
         self.train_context = key(__version__, exercise.classes, exercise.image_size,
                                  exercise.validation_split, asdict(batch.profile), data, test,
                                  batch.precision, batch.deterministic, batch.train)

@@ -10,7 +10,7 @@ process, never the batch or a Dask worker; the kernel's parent poller ends the k
 Tasks:
 - ``inspect``: every stage before trusted training, for one notebook (pipeline.inspect).
 - ``prepare``: decode the data into the batch's cache (once per batch).
-- ``train``: trusted training of one architecture (pipeline.trusted_training).
+- ``train``: trusted training of one architecture (grader.training.job).
 """
 
 from __future__ import annotations
@@ -45,7 +45,16 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
         failure = finished.failure(f"the {kind} step", timeout)
         if finished.code is not None and finished.code >= 0:
             failure += " and no answer"
-        return {"failed": failure, "log": finished.output.strip()}
+        return {"failed": failure, "log": finished.output.strip(), "cause": _cause(kind, finished),
+                "seconds": round(finished.seconds, 2)}
+
+
+def _cause(kind: str, finished) -> str:
+    """Why a task gave no answer: its deadline, or its process died (for an inspection, the
+    notebook's kernel took it down)."""
+    if finished.code is None:
+        return "timeout"
+    return "kernel_died" if kind == "inspect" else "training_failed"
 
 
 # ---------------------------------------------------------------- inside the task process
@@ -86,11 +95,11 @@ def _prepare(job) -> dict[str, Any]:
 
 
 def _train(payload) -> dict[str, Any]:
-    from grader import pipeline
+    from grader.training.job import trusted_training
 
     config, job = payload
     started = time.perf_counter()
-    trained = pipeline.trusted_training(config, job)
+    trained = trusted_training(config, job)
     return {**trained.to_json(), "seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -107,7 +116,7 @@ def _main(spec_path: str) -> int:
     try:
         answer = {"inspect": _inspect, "prepare": _prepare, "train": _train}[kind](payload)
     except GradingError as exc:  # a message meant for the result as it is (e.g. --max-minutes)
-        answer = {"failed": exc.message.rstrip(".")}
+        answer = {"failed": exc.message.rstrip("."), "cause": exc.info().cause}
     except Exception as exc:  # the driver turns this into an error result
         import traceback
         answer = {"failed": f"the {kind} step failed: {type(exc).__name__}: {exc}",

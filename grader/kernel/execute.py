@@ -24,9 +24,10 @@ from nbformat import NotebookNode
 
 from grader import cost
 from grader.errors import GradingError
-from grader.kernel import crash, sandbox
+from grader.kernel import causes, crash, sandbox
 from grader.kernel.inkernel import source
 from grader.kernel.sandbox import Limits
+from grader.kernel.static import escapes
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,8 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
                            preexec_fn=limit)
         except Exception as exc:  # nbclient's errors, and anything the kernel provoked
             raise _execution_error(exc, numbers, current["index"], deadline,
-                                   crash.log_tail(kernel_log), km, plan.limits) from None
+                                   crash.log_tail(kernel_log), km, plan.limits,
+                                   notebook) from None
         finally:
             _shutdown(km)
             _record(prepared, plan.record)
@@ -258,8 +260,8 @@ def _shutdown(km) -> None:
 
 
 def _execution_error(exc: Exception, numbers: list[int | None], index: int,
-                     deadline: float, kernel_log: str = "", km=None,
-                     limits: Limits | None = None) -> GradingError:
+                     deadline: float, kernel_log: str = "", km=None, limits: Limits | None = None,
+                     notebook: NotebookNode | None = None) -> GradingError:
     """Turn what nbclient raised into a message naming the student's cell and what to do."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -269,21 +271,22 @@ def _execution_error(exc: Exception, numbers: list[int | None], index: int,
         limit = "whole-notebook" if time.monotonic() >= deadline - 1 else "per-cell"
         return GradingError("execute", f"{where} did not finish in time (the {limit} time limit "
                             f"was reached). Make sure no cell waits for input or loops forever, "
-                            f"and keep your own training short.", cell=number)
+                            f"and keep your own training short.", cell=number, cause="timeout")
     if isinstance(exc, DeadKernelError):
         ending = crash.ended_by(km)
         how = f" ({ending.describe(limits)})" if ending else ""
         return GradingError("execute", f"The kernel died while running {where.lower()}{how}. "
                             f"Run the notebook top to bottom yourself and fix that cell; if it "
                             f"runs on Colab, show this message to your instructor.", cell=number,
-                            traceback=kernel_log or None,
+                            traceback=kernel_log or None, cause="kernel_died",
                             signal=ending.signal if ending else None)
     if isinstance(exc, CellExecutionError):
         trace = "\n".join(ANSI.sub("", exc.traceback).strip().splitlines()[-TRACEBACK_LINES:])
         value = ANSI.sub("", str(exc.evalue)).strip()
-        return GradingError("execute", f"{where} raised {exc.ename}: {value} — fix it so "
-                            f"the notebook runs top to bottom (Restart & Run All) before "
-                            f"submitting.", cell=number, traceback=trace)
+        cause, advice = causes.for_cell(exc.ename, value, escapes(notebook) if notebook else [])
+        return GradingError("execute", f"{where} raised {exc.ename}: {value} — " + (
+            advice or "fix it so the notebook runs top to bottom (Restart & Run All) before "
+                      "submitting."), cell=number, traceback=trace, cause=cause)
     return GradingError("execute", f"The notebook could not be run ({type(exc).__name__}: "
                         f"{exc}) while at {where.lower()}.", cell=number)
 

@@ -19,13 +19,18 @@ def _candidates(payload: dict[str, Any]) -> list[str]:
 
 def choice(payload: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """How the model was chosen (the result's model fields ``variable``, ``candidates``,
-    ``reason`` and ``ambiguous``), and a warning when the choice was not obvious."""
+    ``reason`` and ``ambiguous``), and the warnings the payload carries: a choice that was not
+    obvious, a TPU that was emulated."""
     candidates = _candidates(payload)
     chosen = {"variable": payload.get("variable"), "candidates": candidates,
               "reason": payload.get("reason"), "ambiguous": bool(payload.get("ambiguous"))}
     warnings = [f"The notebook holds several Keras models ({', '.join(candidates)}); the "
                 f"grader took {payload.get('variable')}, {payload.get('reason')}. Name the "
                 f"model to grade `model` to choose it yourself."] if chosen["ambiguous"] else []
+    if payload.get("emulated_tpu"):
+        warnings.append(f"The notebook connected to a TPU ({payload['emulated_tpu'][0]}); the "
+                        f"grading machine has none, so the TPU was emulated and the notebook's "
+                        f"cells ran on its default device.")
     return chosen, warnings
 
 

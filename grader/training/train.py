@@ -148,7 +148,8 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
                     steps_per_epoch=steps, epochs=profile.epochs, verbose=0,
                     callbacks=[meter, validate])
     if meter.refused:
-        raise GradingError("train", cost.too_slow_message(meter.projection, max_minutes))
+        raise GradingError("train", cost.too_slow_message(meter.projection, max_minutes),
+                           cause="too_slow")
     fit_seconds = time.perf_counter() - started - validate.seconds
     validation = evaluate(model, val_split, classes, profile)
     test = evaluate(model, test_split, classes, profile) if test_split is not None else None

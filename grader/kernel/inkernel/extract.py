@@ -16,6 +16,7 @@ def __flowers_grader_extract():
     payload = {"variable": None, "candidates": [], "reason": None, "ambiguous": False,
                "error": None, "config": None,
                "fit_calls": list(getattr(state, "fit_calls", []))[:50],
+               "emulated_tpu": [str(a)[:200] for a in getattr(state, "emulated_tpu", [])][:5],
                "applications": list(getattr(state, "applications", []))[:50],
                "loaded_weights": list(getattr(state, "loaded_weights", []))[:50]}
     if keras is None:

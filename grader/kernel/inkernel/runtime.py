@@ -8,6 +8,9 @@ a TPU behaves as it would on a machine without a TPU, reading the grader's local
 - ``TPUClusterResolver()`` and ``.connect()`` raise ValueError, as they do with no TPU, so the
   notebook's own ``except ValueError`` falls back to the default or Mirrored strategy; ``tpu`` is
   predefined as None for notebooks that test it after assigning it only in the try block;
+- Colab's TPU sample, which has no fallback, runs too: ``COLAB_TPU_ADDR`` holds an address, a
+  resolver for an explicit address answers, connecting and initializing do nothing, and
+  ``TPUStrategy`` of that resolver is the default strategy (recorded: the result says so);
 - ``MirroredStrategy()`` with no GPU is the default strategy (one replica either way; the
   one-CPU mirror crashes TensorFlow now and then);
 - ``google.colab`` (auth, drive, files, output) imports, and its functions do nothing;
@@ -17,20 +20,26 @@ a TPU behaves as it would on a machine without a TPU, reading the grader's local
   warnings, from the notebook's source);
 - ``Model.fit`` records what was asked and runs one step of one epoch, with the notebook's own
   callbacks, so that History has the keys later cells read; only the grader's training counts;
-- keras.applications builders never download weights, and loading weights is recorded.
+- keras.applications builders never download weights, and loading weights is recorded;
+- ``get_file`` of a download the exercise serves ([downloads]) reads the local copy, and
+  TFDS's data directory is the prepared ``tf_flowers`` beside the data, when there is one.
 """
 
 import functools
 import os
+import re
 import sys
 import types
 
 NO_TPU = "Please provide a TPU Name to connect to."
+EMULATED_TPU = "10.0.0.2:8470"   # what Colab's TPU runtimes put in COLAB_TPU_ADDR
+TPU_ADDRESS = re.compile(r"^(grpc://)?[\w.-]+:\d+$")   # an explicit address, not a TPU's name
 COLAB_PARTS = {"auth": ["authenticate_user"], "drive": ["mount", "flush_and_unmount"],
                "files": ["upload", "download"], "output": ["clear", "enable_custom_widget_manager"]}
 
 # What the extraction cell reads back (this module is registered as _flowers_grader_state).
 fit_calls = []
+emulated_tpu = []    # the addresses a notebook connected to
 last_fit_model = None
 applications = []
 loaded_weights = []
@@ -150,11 +159,34 @@ def install_mirror(tf, mirror, unmapped):
     tf.data.TFRecordDataset = same_identity(TFRecordDataset, original)
 
 
+def install_downloads(tf, keras, downloads):
+    """get_file of a URL the exercise serves reads its local copy (through a file:// origin, so
+    caching, hash checks and extraction are Keras's own); any other URL goes to the network,
+    which a grading machine does not have."""
+    def served(original):
+        def get_file(fname=None, origin=None, *args, **kwargs):
+            local = downloads.get(origin)
+            if local:
+                fname = fname or os.path.basename(origin.split("?")[0])
+                origin = "file://" + local
+            return original(fname, origin, *args, **kwargs)
+        return disguise(get_file, original)
+
+    for module in (keras.utils, getattr(tf.keras, "utils", None)):
+        if module is not None and hasattr(module, "get_file"):
+            module.get_file = served(module.get_file)
+
+
 def install_no_tpu(tf):
     """TPU detection fails the way it does on a machine without a TPU."""
     original = tf.distribute.cluster_resolver.TPUClusterResolver
 
     class TPUClusterResolver(original):
+        def __new__(cls, tpu=None, *args, **kwargs):
+            if isinstance(tpu, str) and TPU_ADDRESS.match(tpu):
+                return EmulatedTPU(tpu)   # not a cls: __init__ is not called
+            return super().__new__(cls)
+
         def __init__(self, *args, **kwargs):
             raise ValueError(NO_TPU)
 
@@ -164,6 +196,55 @@ def install_no_tpu(tf):
 
     tf.distribute.cluster_resolver.TPUClusterResolver = same_identity(TPUClusterResolver,
                                                                       original)
+
+
+class EmulatedTPU:
+    """The resolver of an explicit TPU address (Colab's TPU sample): it answers, and strategies
+    built from it run on the default device."""
+
+    def __init__(self, address):
+        self.address = address
+        emulated_tpu.append(address)
+
+    def master(self, *args, **kwargs):
+        return self.address
+
+    get_master = master
+
+    def cluster_spec(self):
+        import tensorflow as tf
+        return tf.train.ClusterSpec({"worker": [self.address.replace("grpc://", "")]})
+
+    def num_accelerators(self, *args, **kwargs):
+        return {"TPU": 8}
+
+
+def install_emulated_tpu(tf):
+    """Connecting to an EmulatedTPU (an explicit address: install_no_tpu), initializing it and
+    TPUStrategy of it are the default device's."""
+    os.environ.setdefault("COLAB_TPU_ADDR", EMULATED_TPU)
+
+    def passing(original):
+        def call(cluster_resolver=None, *args, **kwargs):
+            if isinstance(cluster_resolver, EmulatedTPU):
+                return None
+            return original(cluster_resolver, *args, **kwargs)
+        return disguise(call, original)
+
+    tf.config.experimental_connect_to_cluster = passing(tf.config.experimental_connect_to_cluster)
+    tf.tpu.experimental.initialize_tpu_system = passing(tf.tpu.experimental.initialize_tpu_system)
+    for module in (tf.distribute, tf.distribute.experimental):
+        original = getattr(module, "TPUStrategy", None)
+        if original is None:
+            continue
+
+        class TPUStrategy(original):
+            def __new__(cls, tpu_cluster_resolver=None, *args, **kwargs):
+                if isinstance(tpu_cluster_resolver, EmulatedTPU):
+                    return tf.distribute.get_strategy()
+                return super().__new__(cls)
+
+        module.TPUStrategy = same_identity(TPUStrategy, original)
 
 
 def install_cpu_mirror(tf):
@@ -286,6 +367,8 @@ def install_weight_loading(tf, keras):
 def install(config, ip):
     """Everything above, in the kernel the prelude runs in."""
     os.environ.setdefault("MPLBACKEND", "Agg")
+    if config.get("tfds_data_dir"):  # TFDS's tf_flowers, prepared offline (training/offline.py)
+        os.environ["TFDS_DATA_DIR"] = config["tfds_data_dir"]
     ip.user_ns.setdefault("tpu", None)
     install_colab()
     install_magics(ip, set(config["allowed_magics"]))
@@ -296,7 +379,9 @@ def install(config, ip):
     import keras
 
     install_mirror(tf, config["mirror"], config["unmapped_message"])
+    install_downloads(tf, keras, config.get("downloads") or {})
     install_no_tpu(tf)
+    install_emulated_tpu(tf)
     install_cpu_mirror(tf)
     install_fit(keras)
     install_applications(tf, keras)
