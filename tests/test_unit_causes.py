@@ -78,7 +78,8 @@ def test_a_path_that_is_not_here_is_a_data_path_cause(ename: str, value: str,
 
 def test_anything_else_is_the_students_own_error() -> None:
     assert for_cell("ValueError", "Input 0 of layer dense is incompatible", []) == \
-        ("cell_error", "")
+        ("cell_error", "fix it so the notebook runs top to bottom (Restart & Run All) before "
+                       "submitting.")
 
 
 def test_every_stage_has_a_cause_and_an_old_error_gets_its_stages() -> None:

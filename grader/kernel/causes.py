@@ -25,12 +25,13 @@ PATH_ERRORS = {"FileNotFoundError", "NotFoundError", "IsADirectoryError", "NotAD
 PATH_MESSAGE = re.compile(r"No such file or directory|[Nn]o files? (?:matched|found)|"
                           r"does not exist|Could not find directory|not found: ")
 DRIVE = "/content/drive"
+OWN_ERROR = "fix it so the notebook runs top to bottom (Restart & Run All) before submitting."
 PIP = re.compile(r"^pip3?\s+install\s+(.*)$|^python3?\s+-m\s+pip\s+install\s+(.*)$")
 
 
 def for_cell(ename: str, evalue: str, escapes: list[Escape]) -> tuple[str, str]:
-    """The cause of a cell that raised ``ename: evalue``, and advice beyond "fix the cell"
-    ("" when there is none). ``escapes`` are the notebook's skipped shell lines and magics."""
+    """The cause of a cell that raised ``ename: evalue``, and what to do about it.
+    ``escapes`` are the notebook's shell lines and magics (the skipped installs among them)."""
     module = NO_MODULE.search(evalue)
     if ename in ("ModuleNotFoundError", "ImportError") and module:
         installed = pip_installed(escapes).get(module.group(1).split(".")[0].lower())
@@ -49,7 +50,7 @@ def for_cell(ename: str, evalue: str, escapes: list[Escape]) -> tuple[str, str]:
                              f"it from GCS_PATTERN (or the gs:// folders the exercise file "
                              f"lists). Instructors can serve another folder with "
                              f"`--mirror PREFIX=DIR`.")
-    return "cell_error", ""
+    return "cell_error", OWN_ERROR
 
 
 def pip_installed(escapes: list[Escape]) -> dict[str, Escape]:

@@ -284,11 +284,10 @@ def _execution_error(exc: Exception, numbers: list[int | None], index: int,
         trace = "\n".join(ANSI.sub("", exc.traceback).strip().splitlines()[-TRACEBACK_LINES:])
         value = ANSI.sub("", str(exc.evalue)).strip()
         cause, advice = causes.for_cell(exc.ename, value, escapes(notebook) if notebook else [])
-        return GradingError("execute", f"{where} raised {exc.ename}: {value} — " + (
-            advice or "fix it so the notebook runs top to bottom (Restart & Run All) before "
-                      "submitting."), cell=number, traceback=trace, cause=cause)
+        return GradingError("execute", f"{where} raised {exc.ename}: {value} — {advice}",
+                            cell=number, traceback=trace, cause=cause)
     return GradingError("execute", f"The notebook could not be run ({type(exc).__name__}: "
-                        f"{exc}) while at {where.lower()}.", cell=number)
+                        f"{exc}) while at {where.lower()}.", cell=number, cause="internal")
 
 
 def _payload(cell: NotebookNode) -> dict[str, Any]:
