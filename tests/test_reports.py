@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT, run_grade
 from grader.exercise import load_exercise
-from grader.result import Result, blank
+from grader.result import Check, ErrorInfo, Result, blank
 from reports.dashboard import context
 from reports.render import render_dashboard
 
@@ -292,4 +292,53 @@ def test_dashboard_in_a_browser_shows_similar_submissions(browser, similar_batch
     assert XSS not in (similar_batch / "index.html").read_text()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-similar.png"), full_page=True)
+    assert problems == []
+
+
+@pytest.fixture
+def causes_batch(tmp_path: Path) -> Path:
+    """A rendered batch whose errors have several causes (written as `grade batch` writes them),
+    beside a graded and a rejected submission."""
+    errors = {"gil": ("missing_package", "Cell 2 raised ModuleNotFoundError: No module named "
+                                         "'torch' — `torch` is not provided"),
+              "hal": ("missing_package", "Cell 1 raised ModuleNotFoundError: No module named "
+                                         "'kaggle_datasets'"),
+              "ivy": ("data_path", "Cell 4 raised FileNotFoundError: '/content/drive/x.csv'"),
+              XSS: ("network", "Cell 8 raised URLError: <b>no network</b>")}
+    results = []
+    for student, (cause, message) in errors.items():
+        result = _submission(student, f"{student}'s own")
+        result.fail(ErrorInfo("execute", message, 2, cause=cause))
+        results.append(result)
+    results.append(_submission("ann", "ann's own", SAME_MODEL, 1000))
+    rejected = _submission("bob", "bob's own")
+    rejected.status = "rejected"
+    rejected.checks = [Check("max_params", False, "At most 3,000,000 parameters.", "4M", "x")]
+    results.append(rejected)
+    for result in results:
+        folder = tmp_path / result.student
+        folder.mkdir()
+        (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
+    process = run_grade("render", tmp_path)
+    assert process.returncode == 0, process.stderr
+    return tmp_path
+
+
+def test_dashboard_in_a_browser_counts_the_causes_and_says_why(browser, causes_batch: Path
+                                                               ) -> None:
+    page, problems = _open(browser, causes_batch / "index.html")
+    counts = [[cell.inner_text() for cell in row.locator("td").all()[:2]]
+              for row in page.locator("#cause-counts tbody tr").all()]
+    assert counts == [["missing_package", "2"], ["data_path", "1"], ["network", "1"]]
+    why = {row.locator("a").inner_text(): row.locator("td.why").inner_text()
+           for row in page.locator("#submissions tbody tr").all()}
+    assert why == {
+        "gil": "missing_package: Cell 2 raised ModuleNotFoundError: No module named 'torch' — "
+               "`torch` is not provided",
+        "hal": "missing_package: Cell 1 raised ModuleNotFoundError: No module named "
+               "'kaggle_datasets'",
+        "ivy": "data_path: Cell 4 raised FileNotFoundError: '/content/drive/x.csv'",
+        XSS: "network: Cell 8 raised URLError: <b>no network</b>",
+        "ann": "", "bob": "broke max_params"}
+    assert page.locator("img, b").count() == 0  # student text stays text
     assert problems == []

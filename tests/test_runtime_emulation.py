@@ -3,8 +3,9 @@
 No TPU exists here: the notebooks' TPU detection really runs and falls back, which is the point.
 What is tested is the kernel's side, so the style notebooks run together through one
 `grade batch --no-train` in the sandbox, two kernels at a time; the one whose claimed accuracy is
-compared with the verified one trains with the smoke profile, and the 331x331 one needs its own
-mirror.
+compared with the verified one trains with the smoke profile. The batch mirrors the 331x331
+prefix for the 331x331 model; a copy of that notebook reading the 512x512 prefix finds nothing
+served.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ CHECKED = {
     "new_tpu_idiom": NOTEBOOKS / "colab_tpu_new_style_1_epoch.ipynb",
     "fire_modules": NOTEBOOKS / "functional_fire_modules.ipynb",
     "transfer_learning": NOTEBOOKS / "transfer_learning_mobilenet_imagenet.ipynb",
-    "unmapped_331": NOTEBOOKS / "model_331x331.ipynb",
+    "model_331": NOTEBOOKS / "model_331x331.ipynb",   # its prefix mirrored for the batch
     "playground": PLAYGROUND,
 }
 
@@ -61,9 +62,17 @@ def checked(tmp_path_factory: pytest.TempPathFactory, playground_data: Path) -> 
     colab.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                     "language": "python"}
     nbformat.write(colab, str(folder / "colab_modules.ipynb"))
+    # The same notebook reading a prefix that nothing serves.
+    unmapped = (NOTEBOOKS / "model_331x331.ipynb").read_text().replace(
+        "tfrecords-jpeg-331x331", "tfrecords-jpeg-512x512")
+    (folder / "unmapped_512.ipynb").write_text(unmapped)
+    data_331 = tmp_path_factory.mktemp("data331")
+    assert run_grade("data", "synth", "--out", data_331, "--images", 48, "--size", 331,
+                     "--seed", 2).returncode == 0
     out = tmp_path_factory.mktemp("emulation-out")
     process = run_grade("batch", folder, "--data", playground_data, "--out", out, "--no-train",
-                        "--workers", "2", "--require-sandbox")
+                        "--workers", "2", "--require-sandbox", "--mirror",
+                        f"gs://flowers-public/tfrecords-jpeg-331x331={data_331}")
     assert process.returncode == 0, process.stderr[-3000:]
     return Checked(out)
 
@@ -138,14 +147,8 @@ def test_transfer_learning_is_rejected_and_never_downloads(checked) -> None:
     assert result["training"]["history"] == {}
 
 
-def test_a_331_model_is_rejected_naming_both_sizes(tmp_path: Path) -> None:
-    data_331 = tmp_path / "data331"
-    assert run_grade("data", "synth", "--out", data_331, "--images", 48, "--size", 331,
-                     "--seed", 2).returncode == 0
-    graded = grade_notebook(NOTEBOOKS / "model_331x331.ipynb", data_331, tmp_path / "out",
-                            "--no-train", "--mirror",
-                            f"gs://flowers-public/tfrecords-jpeg-331x331={data_331}")
-    result = graded.result
+def test_a_331_model_is_rejected_naming_both_sizes(checked) -> None:
+    result = checked.result("model_331")
     assert result["error"] is None, result["error"]
     assert result["status"] == "rejected"
     failed = {c["id"]: c for c in result["checks"] if not c["passed"]}
@@ -155,11 +158,12 @@ def test_a_331_model_is_rejected_naming_both_sizes(tmp_path: Path) -> None:
 
 
 def test_an_unmapped_gs_prefix_names_the_prefix_and_the_option(checked) -> None:
-    error = checked.result("unmapped_331")["error"]
-    assert checked.result("unmapped_331")["status"] == "error" and error["cell"] == 3
-    assert "gs://flowers-public/tfrecords-jpeg-331x331/*.tfrec has no local copy" \
+    error = checked.result("unmapped_512")["error"]
+    assert checked.result("unmapped_512")["status"] == "error" and error["cell"] == 3
+    assert "gs://flowers-public/tfrecords-jpeg-512x512/*.tfrec has no local copy" \
         in error["message"]
-    assert "--mirror gs://flowers-public/tfrecords-jpeg-331x331=DIR" in error["message"]
+    assert "--mirror gs://flowers-public/tfrecords-jpeg-512x512=DIR" in error["message"]
+    assert error["cause"] == "data_path"
 
 
 def test_colab_modules_and_shell_do_nothing(checked) -> None:
