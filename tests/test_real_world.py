@@ -5,15 +5,11 @@ an `error` with the cause it names.
 
 The data folder holds what an instructor's does: shards, the photo archive `grade data fetch`
 keeps (a small one here, served to `get_file`), and TFDS's tf_flowers prepared from it.
-
-Opt-in for now (`make test-real-world`; FLOWERS_GRADER_REAL_WORLD=1): its 17 kernels take about
-2 min 45 s on the AVX2-only host, beyond what CI's 30 minutes have left.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tarfile
@@ -58,8 +54,6 @@ def _archive(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not os.environ.get("FLOWERS_GRADER_REAL_WORLD"):
-        pytest.skip("opt-in: make test-real-world (17 kernels, about 3 min)")
     work = tmp_path_factory.mktemp("real-world")
     _archive(work)
     data = work / "data"

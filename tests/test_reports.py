@@ -255,6 +255,17 @@ def test_dashboard_without_similar_submissions_has_no_section() -> None:
     assert "Similar submissions" not in html and 'id="similar"' not in html
 
 
+def _rendered(folder: Path, results: list[Result]) -> Path:
+    """``folder`` as `grade batch` leaves it (one sub-folder per student), rendered."""
+    for result in results:
+        (folder / result.student).mkdir()
+        (folder / result.student / "result.json").write_text(
+            json.dumps(result.to_json(), indent=2))
+    process = run_grade("render", folder)
+    assert process.returncode == 0, process.stderr
+    return folder
+
+
 @pytest.fixture
 def similar_batch(tmp_path: Path) -> Path:
     """A rendered batch: a hostile name and alice share a model under different names, bob and
@@ -263,13 +274,7 @@ def similar_batch(tmp_path: Path) -> Path:
                _submission("alice", "alice's own", SAME_MODEL, 12345, "alices_cnn"),
                _submission("bob", STARTER), _submission("carol", STARTER),
                _submission("dave", "dave's own", OTHER_MODEL, 999)]
-    for result in results:
-        folder = tmp_path / result.student
-        folder.mkdir()
-        (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
-    process = run_grade("render", tmp_path)
-    assert process.returncode == 0, process.stderr
-    return tmp_path
+    return _rendered(tmp_path, results)
 
 
 def _groups_shown(page, table: str) -> list[tuple[str, list[str]]]:
@@ -315,13 +320,7 @@ def causes_batch(tmp_path: Path) -> Path:
     rejected.status = "rejected"
     rejected.checks = [Check("max_params", False, "At most 3,000,000 parameters.", "4M", "x")]
     results.append(rejected)
-    for result in results:
-        folder = tmp_path / result.student
-        folder.mkdir()
-        (folder / "result.json").write_text(json.dumps(result.to_json(), indent=2))
-    process = run_grade("render", tmp_path)
-    assert process.returncode == 0, process.stderr
-    return tmp_path
+    return _rendered(tmp_path, results)
 
 
 def test_dashboard_in_a_browser_counts_the_causes_and_says_why(browser, causes_batch: Path

@@ -310,20 +310,26 @@ print("All devices: ", tf.config.list_logical_devices('TPU'))
 strategy = tf.distribute.TPUStrategy(resolver)
 print("REPLICAS: ", strategy.num_replicas_in_sync)"""
 
-TPU_MODEL = """with strategy.scope():
+def scoped_cnn(*filters):
+    """The small CNN learners build in ``strategy.scope()``: four convolutions of these widths."""
+    a, b, c, d = filters
+    return f"""with strategy.scope():
     model = tf.keras.Sequential([
-        tf.keras.layers.Conv2D(kernel_size=3, filters=24, padding='same', activation='relu', input_shape=[*IMAGE_SIZE, 3]),
+        tf.keras.layers.Conv2D(kernel_size=3, filters={a}, padding='same', activation='relu', input_shape=[*IMAGE_SIZE, 3]),
         tf.keras.layers.MaxPooling2D(pool_size=2),
-        tf.keras.layers.Conv2D(kernel_size=3, filters=48, padding='same', activation='relu'),
+        tf.keras.layers.Conv2D(kernel_size=3, filters={b}, padding='same', activation='relu'),
         tf.keras.layers.MaxPooling2D(pool_size=2),
-        tf.keras.layers.Conv2D(kernel_size=3, filters=96, padding='same', activation='relu'),
+        tf.keras.layers.Conv2D(kernel_size=3, filters={c}, padding='same', activation='relu'),
         tf.keras.layers.MaxPooling2D(pool_size=2),
-        tf.keras.layers.Conv2D(kernel_size=3, filters=128, padding='same', activation='relu'),
+        tf.keras.layers.Conv2D(kernel_size=3, filters={d}, padding='same', activation='relu'),
         tf.keras.layers.GlobalAveragePooling2D(),
         tf.keras.layers.Dense(5, activation='softmax')
     ])
     model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
 model.summary()"""
+
+
+TPU_MODEL = scoped_cnn(24, 48, 96, 128)
 
 write("colab_tpu_sample_cluster_resolver.ipynb",
       "# Flowers on a Colab TPU\nTPU set-up copied from Colab's *TPUs in Colab* example notebook.", [
@@ -367,20 +373,7 @@ print("Number of accelerators: ", strategy.num_replicas_in_sync)"""
 OLD_IMPORTS = IMPORTS.replace("AUTO = tf.data.AUTOTUNE", "AUTO = tf.data.experimental.AUTOTUNE")
 assert OLD_IMPORTS != IMPORTS
 
-OLD_MODEL = """with strategy.scope():
-    model = tf.keras.Sequential([
-        tf.keras.layers.Conv2D(kernel_size=3, filters=16, padding='same', activation='relu', input_shape=[*IMAGE_SIZE, 3]),
-        tf.keras.layers.MaxPooling2D(pool_size=2),
-        tf.keras.layers.Conv2D(kernel_size=3, filters=32, padding='same', activation='relu'),
-        tf.keras.layers.MaxPooling2D(pool_size=2),
-        tf.keras.layers.Conv2D(kernel_size=3, filters=64, padding='same', activation='relu'),
-        tf.keras.layers.MaxPooling2D(pool_size=2),
-        tf.keras.layers.Conv2D(kernel_size=3, filters=64, padding='same', activation='relu'),
-        tf.keras.layers.GlobalAveragePooling2D(),
-        tf.keras.layers.Dense(5, activation='softmax')
-    ])
-    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
-model.summary()"""
+OLD_MODEL = scoped_cnn(16, 32, 64, 64)
 
 OLD_FIT_OUTPUT = "".join(
     f"Epoch {epoch}/20\n23/23 [==============================] - {30 if epoch == 1 else 9}s "
