@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from grader import reporting, result as results
+from grader import lazy, reporting, result as results
 from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
 from grader.kernel import extract, packages, sandbox, static
@@ -166,6 +166,7 @@ def inspect(request: Request, result: Result, clock: _Clock) -> Inspection:
     result.isolation = sandbox.isolation(exercise.sandbox)  # raises if bubblewrap is required
     readable = _readable(request)
     result.warnings += sandbox.warning(result.isolation, list(readable))
+    lazy.warm_up()   # the rebuild's Keras, imported while the kernel runs
     try:
         execution = _execute(notebook, request, readable)
     finally:  # a notebook that failed still took this long: the dashboard shows it

@@ -5,11 +5,17 @@ an `error` with the cause it names.
 
 The data folder holds what an instructor's does: shards, the photo archive `grade data fetch`
 keeps (a small one here, served to `get_file`), and TFDS's tf_flowers prepared from it.
+
+The same notebooks, with the exercise's own student notebook (the codelab's style), are graded a
+second time without bubblewrap: the sandbox must change nothing a benign notebook does (same
+status, model, cause, and outputs in the same cells). And `grade notebook` on the nbformat 4.0
+file prints no library log line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tarfile
@@ -20,9 +26,17 @@ import pytest
 from PIL import Image
 
 from conftest import NOTEBOOKS, run_grade
+from grader.exercise import load_exercise
 
 CORPUS = NOTEBOOKS / "real-world"
 CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+# Graded again without bubblewrap: the codelab's style, a TPU sample, plotting, downloads served
+# offline, a repaired file, the model kinds, and an error of each common cause.
+UNBOXED = ("colab_tpu_sample_cluster_resolver.ipynb",
+           "colab_datascience_stack_confusion_matrix.ipynb", "tfds_tf_flowers.ipynb", "tf_tutorial_get_file_image_dataset_from_directory.ipynb",
+           "jupyter_nbformat_4_4_no_cell_ids.ipynb", "subclassed_model.ipynb",
+           "transfer_learning_mobilenetv2_frozen.ipynb", "local_disk_path.ipynb",
+           "pip_install_timm.ipynb")
 
 
 def expectations() -> dict[str, tuple[str, list[str]]]:
@@ -53,7 +67,8 @@ def _archive(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder and the corpus (without its README, with the student notebook)."""
     work = tmp_path_factory.mktemp("real-world")
     _archive(work)
     data = work / "data"
@@ -61,15 +76,39 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     ("data", "tfds", "--data", data)):
         process = run_grade(*command)
         assert process.returncode == 0, process.stderr[-2000:]
-    notebooks = work / "notebooks"   # the corpus without its README
+    notebooks, unboxed = work / "notebooks", work / "unboxed"
     notebooks.mkdir()
-    for notebook in CORPUS.glob("*.ipynb"):
+    unboxed.mkdir()
+    for notebook in [*CORPUS.glob("*.ipynb"), load_exercise().notebook]:
         shutil.copy(notebook, notebooks)
-    out = work / "out"
-    process = run_grade("batch", notebooks, "--data", data, "--out", out, "--no-train",
-                        "--workers", "2", "--require-sandbox")
+        if notebook.name in UNBOXED or notebook == load_exercise().notebook:
+            shutil.copy(notebook, unboxed)
+    return work
+
+
+def _batch(work: Path, out: str, *options: str, folder: str = "notebooks") -> Path:
+    process = run_grade("batch", work / folder, "--data", work / "data", "--out",
+                        work / out, "--no-train", "--workers", "2", *options)
     assert process.returncode == 0, process.stderr[-3000:]
-    return out
+    return work / out
+
+
+@pytest.fixture(scope="module")
+def graded(work: Path) -> Path:
+    return _batch(work, "out", "--require-sandbox")
+
+
+@pytest.fixture(scope="module")
+def unboxed(work: Path) -> Path:
+    saved = os.environ.get("FLOWERS_GRADER_BWRAP")
+    os.environ["FLOWERS_GRADER_BWRAP"] = "none"   # as on a machine without bubblewrap
+    try:
+        return _batch(work, "out-unboxed", folder="unboxed")
+    finally:
+        if saved is None:
+            del os.environ["FLOWERS_GRADER_BWRAP"]
+        else:
+            os.environ["FLOWERS_GRADER_BWRAP"] = saved
 
 
 def _result(out: Path, notebook: str) -> dict:
@@ -112,3 +151,39 @@ def test_the_executed_notebooks_are_valid(graded: Path) -> None:
 
     for name in ("colab_nbformat_4_0_no_cell_ids.ipynb", "saved_outputs_stream_metadata_key.ipynb"):
         nbformat.validate(nbformat.read(graded / Path(name).stem / "executed.ipynb", 4))
+
+
+def _outcome(out: Path, name: str) -> dict:
+    """What the sandbox must not change: the verdict, the model, the cause, which cells output."""
+    result = _result(out, name)
+    executed = out / Path(name).stem / "executed.ipynb"
+    cells = json.loads(executed.read_text())["cells"] if executed.is_file() else []
+    return {"status": result["status"], "cause": (result["error"] or {}).get("cause"),
+            "model": {key: result["model"].get(key) for key in ("variable", "params",
+                                                                "architecture")},
+            "failed": sorted(c["id"] for c in result["checks"] if c["passed"] is False),
+            "outputs": [index for index, cell in enumerate(cells) if cell.get("outputs")]}
+
+
+def test_the_sandbox_changes_nothing_a_benign_notebook_does(graded: Path, unboxed: Path) -> None:
+    names = sorted(p.name for p in (graded.parent / "unboxed").glob("*.ipynb"))
+    assert len(names) == len(UNBOXED) + 1 and set(UNBOXED) <= set(expectations())
+    for name in names:
+        assert _result(graded, name)["isolation"] == "bubblewrap"
+        assert _result(unboxed, name)["isolation"] == "limits-only"
+    boxed = {name: _outcome(graded, name) for name in names}
+    assert {name: _outcome(unboxed, name) for name in names} == boxed
+    assert boxed[load_exercise().notebook.name]["status"] == "checked"
+
+
+def test_a_4_0_notebook_is_graded_without_a_library_log_line(work: Path) -> None:
+    out = work / "single"
+    process = run_grade("notebook", CORPUS / "colab_nbformat_4_0_no_cell_ids.ipynb", "--data",
+                        work / "data", "--out", out, "--no-train")
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert process.stderr.splitlines() == [line for line in process.stderr.splitlines()
+                                           if line.startswith("grading ")], process.stderr
+    import nbformat
+
+    nbformat.validate(nbformat.read(out / "executed.ipynb", 4))
+    assert json.loads((out / "result.json").read_text())["status"] == "checked"

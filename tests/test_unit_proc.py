@@ -1,5 +1,6 @@
 """grader.proc runs a spec in a fresh interpreter: the output comes back, a deadline stops it,
-a signal is named, and nothing it started outlives it. Real processes, no mocks."""
+a signal is named, and nothing it started outlives it. A resident interpreter keeps those
+promises for each of the specs it runs. Real processes, no mocks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.proc import run_module
+from grader.proc import Resident, run_module
 
 
 def _module(folder: Path, source: str) -> Path:
@@ -94,3 +95,83 @@ def test_a_benchmark_probe_runs_through_it_and_a_failed_one_raises() -> None:
     with pytest.raises(RuntimeError, match="(?s)probe nope: the probe's process ended with exit "
                                            "code 1: .*KeyError: 'nope'"):
         spawn({"kind": "nope"})
+
+
+SERVER = """
+    import sys
+    from grader.proc import serve
+
+    def handle(spec):
+        exec(open(spec).read(), {})
+
+    if sys.argv[1] == "--serve":
+        sys.exit(serve(handle))
+"""
+
+
+def _resident(folder: Path, monkeypatch: pytest.MonkeyPatch, **options) -> tuple[Resident, Path]:
+    """A resident ``child`` interpreter that executes each spec file as Python."""
+    (folder / "child.py").write_text(textwrap.dedent(SERVER))
+    monkeypatch.chdir(folder)   # where `python -m child` finds it
+    return Resident("child", **options), folder / "spec.py"
+
+
+def test_a_resident_runs_specs_one_after_another_in_one_interpreter(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    resident, spec = _resident(tmp_path, monkeypatch)
+    try:
+        outputs = []
+        for n in range(3):
+            spec.write_text(f"import os, sys\nprint('spec {n}', os.getpid(), os.getcwd())\n"
+                            f"print('noise {n}', file=sys.stderr)\n")
+            done = resident.run(spec, 60, cwd=tmp_path)
+            assert done.code == 0, done
+            outputs.append(done.output.split())
+        assert [words[:2] for words in outputs] == [["spec", "0"], ["spec", "1"], ["spec", "2"]]
+        assert len({words[2] for words in outputs}) == 1          # one interpreter for all
+        assert all(words[3] == str(tmp_path) and words[-2:] == ["noise", str(n)]
+                   for n, words in enumerate(outputs))           # each spec's own output only
+    finally:
+        resident.close()
+    assert not _running(int(outputs[0][2]))
+
+
+def test_a_resident_stopped_by_its_deadline_or_killed_is_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    resident, spec = _resident(tmp_path, monkeypatch)
+    try:
+        spec.write_text("import time\ntime.sleep(120)\n")
+        done = resident.run(spec, 1, cwd=tmp_path)
+        assert done.code is None and done.seconds < 30
+        spec.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+        killed = resident.run(spec, 60, cwd=tmp_path)
+        assert killed.code == -9 and killed.failure("the inspect step", 60).startswith(
+            "the inspect step's process was killed by signal SIGKILL")
+        spec.write_text("print('still serving')\n")
+        assert resident.run(spec, 60, cwd=tmp_path).output.strip() == "still serving"
+    finally:
+        resident.close()
+
+
+def test_what_a_spec_left_running_is_killed_when_it_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    resident, spec = _resident(tmp_path, monkeypatch)
+    try:
+        spec.write_text("import subprocess\n"
+                        "child = subprocess.Popen(['sleep', '300'], start_new_session=True)\n"
+                        "open('left.pid', 'w').write(str(child.pid))\n")
+        assert resident.run(spec, 60, cwd=tmp_path).code == 0
+        assert not _running(int((tmp_path / "left.pid").read_text()))
+    finally:
+        resident.close()
+
+
+def test_a_resident_is_recycled_after_its_share_of_specs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    resident, spec = _resident(tmp_path, monkeypatch, recycle=2)
+    spec.write_text("import os\nprint(os.getpid())\n")
+    try:
+        pids = [resident.run(spec, 60, cwd=tmp_path).output.strip() for _ in range(3)]
+    finally:
+        resident.close()
+    assert pids[0] == pids[1] != pids[2]

@@ -140,11 +140,19 @@ def test_a_root_grader_drops_to_the_kernels_own_user(box: Box,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sandbox, "drops_root", lambda readable: True)
     args = box.args()
-    uid = sandbox.kernel_uid()
     after = args[args.index("--") + 1:]
+    uid = int(after[1].removeprefix("--reuid="))
     assert after == ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
                      *COMMAND]
     assert uid >= sandbox.KERNEL_UIDS
+
+
+def test_each_kernel_of_a_process_has_a_user_of_its_own() -> None:
+    """A resident task process starts many kernels: a fork bomb's processes, still being killed,
+    must not count against the next kernel's process limit."""
+    uids = [sandbox.kernel_uid() for _ in range(3)]
+    assert len(set(uids)) == 3 and min(uids) >= sandbox.KERNEL_UIDS
+    assert max(uids) < 2**31 - 1
 
 
 # Whether root is dropped: only when other users can read the shards

@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent import futures as cf
 from typing import Any
 
-from grader.batch.tasks import run_task
+from grader.batch.tasks import close_residents, run_task
 from grader.errors import GradingError
 
 
@@ -27,6 +27,7 @@ class LocalEngine:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        close_residents()
 
 
 class DaskEngine:

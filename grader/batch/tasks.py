@@ -6,6 +6,8 @@ with whatever it left running, and with the batch), and always returns a JSON-ab
 task's answer, or ``{"failed": message}`` when the process hung, crashed or was killed. A
 submission that kills its kernel, or a training that segfaults, therefore takes down one
 process, never the batch or a Dask worker; the kernel's parent poller ends the kernel.
+Inspections run in one resident interpreter per worker thread (grader.proc.Resident): the same
+guarantees, without importing Keras again for every notebook.
 
 Tasks:
 - ``inspect``: every stage before trusted training, for one notebook (pipeline.inspect).
@@ -20,14 +22,20 @@ import logging
 import pickle
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from grader.proc import run_module
+from grader.proc import Resident, run_module, serve
 
 log = logging.getLogger(__name__)
 LOG_TAIL = 3000            # bytes of a failed task's own output kept for the message
+RESIDENT = {"inspect"}     # the kinds that share an interpreter per thread
+
+_local = threading.local()
+_residents: list[Resident] = []
+_residents_lock = threading.Lock()
 
 
 def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
@@ -35,8 +43,11 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"flowers-grader-{kind}-") as private:
         spec, answer = Path(private) / "task.pickle", Path(private) / "answer.json"
         spec.write_bytes(pickle.dumps({"kind": kind, "payload": payload, "answer": str(answer)}))
-        finished = run_module("grader.batch.tasks", spec, timeout, cwd=Path(private),
-                              tail=LOG_TAIL)
+        if kind in RESIDENT:
+            finished = _resident().run(spec, timeout, cwd=Path(private))
+        else:
+            finished = run_module("grader.batch.tasks", spec, timeout, cwd=Path(private),
+                                  tail=LOG_TAIL)
         if answer.is_file():
             try:
                 return json.loads(answer.read_text(encoding="utf-8"))
@@ -47,6 +58,22 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
             failure += " and no answer"
         return {"failed": failure, "log": finished.output.strip(), "cause": _cause(kind, finished),
                 "seconds": round(finished.seconds, 2)}
+
+
+def _resident() -> Resident:
+    """This thread's task interpreter (it dies with the thread)."""
+    if not hasattr(_local, "resident"):
+        _local.resident = Resident("grader.batch.tasks", tail=LOG_TAIL)
+        with _residents_lock:
+            _residents.append(_local.resident)
+    return _local.resident
+
+
+def close_residents() -> None:
+    """Stop every thread's task interpreter (the end of a batch)."""
+    with _residents_lock:
+        for resident in _residents:
+            resident.close()
 
 
 def _cause(kind: str, finished) -> str:
@@ -103,16 +130,15 @@ def _train(payload) -> dict[str, Any]:
     return {**trained.to_json(), "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _main(spec_path: str) -> int:
-    from grader.lazy import quiet_libraries
+def _run(spec_path: str) -> None:
+    """One spec: its answer is written to the file it names."""
+    from grader.errors import GradingError
     from grader.io import write_json
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    quiet_libraries()
     spec = pickle.loads(Path(spec_path).read_bytes())
     kind, payload = spec["kind"], spec["payload"]
-    from grader.errors import GradingError
-
+    if "keras" in sys.modules:  # a resident: the previous spec's models and layer names go
+        sys.modules["keras"].backend.clear_session()
     try:
         answer = {"inspect": _inspect, "prepare": _prepare, "train": _train}[kind](payload)
     except GradingError as exc:  # a message meant for the result as it is (e.g. --max-minutes)
@@ -122,6 +148,16 @@ def _main(spec_path: str) -> int:
         answer = {"failed": f"the {kind} step failed: {type(exc).__name__}: {exc}",
                   "log": traceback.format_exc(limit=8)}
     write_json(Path(spec["answer"]), answer)
+
+
+def _main(argument: str) -> int:
+    from grader.lazy import quiet_libraries
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_libraries()
+    if argument == "--serve":
+        return serve(_run)
+    _run(argument)
     return 0
 
 

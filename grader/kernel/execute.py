@@ -138,11 +138,12 @@ def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
     runtime = spec_dir / "run"
     runtime.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    uid = sandbox.kernel_uid()
     if limits:
         command = sandbox.wrap(command, work_dir, runtime, list(plan.readable),
-                               kernel_env(work_dir), limits, level)
+                               kernel_env(work_dir), limits, level, uid)
     if level == sandbox.ISOLATED and sandbox.drops_root(list(plan.readable)):
-        os.chown(runtime, sandbox.kernel_uid(), sandbox.kernel_uid())  # the kernel's user
+        os.chown(runtime, uid, uid)  # the kernel's user
     spec = spec_dir / "kernels" / "flowers-grader"
     spec.mkdir(parents=True, exist_ok=True)
     (spec / "kernel.json").write_text(json.dumps(

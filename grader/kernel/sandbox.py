@@ -37,6 +37,7 @@ required (``--require-sandbox``), which makes that an error instead.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import resource
 import shutil
@@ -47,7 +48,8 @@ from pathlib import Path
 
 from grader.errors import GradingError
 
-KERNEL_UIDS = 200_000   # kernels run as 200000 + (grading process id % 100000): one user each
+KERNEL_UIDS = 200_000   # kernels run as 200000 + 1000 x (grading process id % 100000) + n
+KERNELS_PER_PROCESS = 1000   # the n-th kernel a process starts (grader.proc recycles before)
 ETC_FILES = ("ld.so.cache", "localtime", "nsswitch.conf", "passwd", "group", "hosts",
              "fonts", "ssl/certs", "matplotlibrc")
 
@@ -123,8 +125,9 @@ def set_limits(limits: Limits) -> None:
 
 
 def wrap(command: list[str], work_dir: Path, runtime_dir: Path, readable: list[Path],
-         env: dict[str, str], limits: Limits, level: str) -> list[str]:
-    """The kernel's command line, boxed at ``level``."""
+         env: dict[str, str], limits: Limits, level: str, uid: int | None = None) -> list[str]:
+    """The kernel's command line, boxed at ``level``; ``uid`` is the user it drops to, as root
+    (a new one, :func:`kernel_uid`, when not given)."""
     if level != ISOLATED:
         return command
     bwrap = bwrap_works()
@@ -167,16 +170,21 @@ def wrap(command: list[str], work_dir: Path, runtime_dir: Path, readable: list[P
         args += ["--setenv", key, value]
     args.append("--")
     if drops_root(readable):  # an unprivileged user of its own, no groups, inside the box
-        uid = kernel_uid()
+        uid = kernel_uid() if uid is None else uid
         args += ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
     return args + command
 
 
+_kernels = itertools.count()
+
+
 def kernel_uid() -> int:
-    """The kernel's own user id. RLIMIT_NPROC counts a user's processes machine-wide, so each
+    """A new kernel's own user id. RLIMIT_NPROC counts a user's processes machine-wide, so each
     kernel needs a user of its own: otherwise one student's fork bomb would use up the process
-    limit of every kernel graded beside it."""
-    return KERNEL_UIDS + os.getpid() % 100_000
+    limit of every kernel graded beside it, or after it by the same process, while its
+    processes are still being killed (or, on a host whose init does not reap, for good)."""
+    return KERNEL_UIDS + (os.getpid() % 100_000) * KERNELS_PER_PROCESS \
+        + next(_kernels) % KERNELS_PER_PROCESS
 
 
 def drops_root(readable: list[Path]) -> bool:

@@ -25,10 +25,12 @@ a TPU behaves as it would on a machine without a TPU, reading the grader's local
   TFDS's data directory is the prepared ``tf_flowers`` beside the data, when there is one.
 """
 
+import builtins
 import functools
 import os
 import re
 import sys
+import threading
 import types
 
 NO_TPU = "Please provide a TPU Name to connect to."
@@ -221,8 +223,7 @@ class EmulatedTPU:
 
 def install_emulated_tpu(tf):
     """Connecting to an EmulatedTPU (an explicit address: install_no_tpu), initializing it and
-    TPUStrategy of it are the default device's."""
-    os.environ.setdefault("COLAB_TPU_ADDR", EMULATED_TPU)
+    TPUStrategy of it are the default device's (COLAB_TPU_ADDR is set by install)."""
 
     def passing(original):
         def call(cluster_resolver=None, *args, **kwargs):
@@ -365,17 +366,49 @@ def install_weight_loading(tf, keras):
 
 
 def install(config, ip):
-    """Everything above, in the kernel the prelude runs in."""
+    """Everything above, in the kernel the prelude runs in. The TensorFlow and Keras part waits
+    until the notebook has imported TensorFlow (by any import, then at the end of that import
+    statement, or by the start of the next cell): a notebook that never does, or fails first,
+    does not pay the seconds TensorFlow takes to import."""
     os.environ.setdefault("MPLBACKEND", "Agg")
     if config.get("tfds_data_dir"):  # TFDS's tf_flowers, prepared offline (training/offline.py)
         os.environ["TFDS_DATA_DIR"] = config["tfds_data_dir"]
     ip.user_ns.setdefault("tpu", None)
+    os.environ.setdefault("COLAB_TPU_ADDR", EMULATED_TPU)   # read before TensorFlow is imported
     install_colab()
     install_magics(ip, set(config["allowed_magics"]))
-    try:
-        import tensorflow as tf
-    except ImportError:
-        return
+    once = threading.Lock()
+    waiting = [True]
+
+    def when_imported(*args):
+        # Only once TensorFlow's import has finished: a thread that TensorFlow starts while it
+        # imports would otherwise patch a half-made module that the import then overwrites.
+        tf = sys.modules.get("tensorflow")
+        spec = getattr(tf, "__spec__", None)
+        if waiting[0] and tf is not None and not getattr(spec, "_initializing", False) \
+                and threading.current_thread() is threading.main_thread():
+            with once:
+                if waiting[0]:
+                    waiting[0] = False
+                    install_tensorflow(config)
+
+    ip.events.register("pre_run_cell", when_imported)
+    original, depth = builtins.__import__, threading.local()
+
+    def __import__(name, globals=None, locals=None, fromlist=(), level=0):
+        depth.value = getattr(depth, "value", 0) + 1
+        try:
+            return original(name, globals, locals, fromlist, level)
+        finally:
+            depth.value -= 1
+            if not depth.value and waiting[0]:
+                when_imported()
+
+    builtins.__import__ = disguise(__import__, original)
+
+
+def install_tensorflow(config):
+    import tensorflow as tf
     import keras
 
     install_mirror(tf, config["mirror"], config["unmapped_message"])
