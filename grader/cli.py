@@ -165,8 +165,8 @@ def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Pat
               precision: str, mirror: tuple[str, ...], **execution: Any) -> None:
     """Grade the exercise's reference solution (CI: it must pass)."""
     loaded, _ = _load(exercise, profile)
-    sys.exit(_grade(loaded.reference, data, out, exercise, profile, test_data, precision,
-                    mirror, **execution))
+    sys.exit(_grade(loaded.reference_notebook(), data, out, exercise, profile, test_data,
+                    precision, mirror, **execution))
 
 
 @cli.command()

@@ -25,13 +25,14 @@ def run_demo(out: Path, exercise_name: str, echo: Callable[[str], None] = print)
     from grader.training.data import synthesize
 
     exercise = load_exercise(exercise_name)
+    reference = exercise.reference_notebook()
     profile = exercise.profile(DEMO_PROFILE)
     data_dir = out / "data"
     echo(f"making synthetic flowers in {data_dir} ...")
     synthesize(data_dir, exercise.classes, DEMO_IMAGES, exercise.image_size, DEMO_SEED,
                clutter=DEMO_CLUTTER)
     outcomes = {}
-    for name, notebook in (("reference", exercise.reference), ("student", exercise.notebook)):
+    for name, notebook in (("reference", reference), ("student", exercise.notebook)):
         echo(f"grading the {name} notebook (profile {profile.name}) ...")
         result = grade(Request(notebook, data_dir, out / name, exercise, profile,
                                student=name), lambda line: echo(f"  {line}"))

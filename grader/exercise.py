@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,7 +17,9 @@ DEFAULT_LIMITS = Limits(memory_bytes=12 << 30, max_processes=512, file_size_byte
                         work_dir_bytes=2 << 30, cpu_seconds=7200,
                         output_bytes_per_cell=1 << 20)
 
-EXERCISES_DIR = Path(__file__).resolve().parent.parent / "exercises"
+# The exercises that ship with the grader: the repository's exercises/, installed as the package
+# grader.exercises (pyproject.toml, docs/packaging.md).
+EXERCISES_DIR = Path(str(importlib.resources.files("grader.exercises")))
 DEFAULT_EXERCISE = "flowers-cnn"
 DEFAULT_PROFILE = "full"
 
@@ -118,6 +121,17 @@ class Exercise:
     dataset: Dataset
     sandbox: Limits = DEFAULT_LIMITS
     downloads: dict[str, str] = field(default_factory=dict)  # URL → local file ("{data}" = --data)
+
+    def reference_notebook(self) -> Path:
+        """The reference solution, for instructors: it lives in the course folder (the
+        repository's reference/), never in the package students install."""
+        if not self.reference.is_file():
+            raise GradingError("usage", f"The reference solution of exercise '{self.id}' is not "
+                               f"at {self.reference}: it does not ship with the installed "
+                               f"package. Run this from the course repository, or pass "
+                               f"--exercise DIR, a course folder whose exercise.toml names it "
+                               f"(docs/packaging.md).")
+        return self.reference
 
     def downloads_for(self, data_dir: Path) -> dict[str, str]:
         """The download URLs the kernel serves from a local file, where that file exists."""

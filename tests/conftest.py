@@ -36,6 +36,7 @@ FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_batch.py": ("kernel", "training"),
     "test_calibration.py": ("kernel", "training", "real_photos"),
     "test_grade_notebook.py": ("kernel", "training"),
+    "test_package.py": ("kernel", "training"),
     "test_reports.py": ("kernel", "training"),
     "test_rules.py": ("kernel",),
     "test_real_world.py": ("kernel",),

@@ -30,13 +30,11 @@ from grader.exercise import load_exercise
 
 CORPUS = NOTEBOOKS / "real-world"
 CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
-# Graded again without bubblewrap: the codelab's style, a TPU sample, plotting, downloads served
-# offline, a repaired file, the model kinds, and an error of each common cause.
+# Graded again without bubblewrap, with the exercise's student notebook (the codelab's style): a
+# TPU sample, plotting with the data-science stack, TFDS and get_file served offline, an error.
 UNBOXED = ("colab_tpu_sample_cluster_resolver.ipynb",
-           "colab_datascience_stack_confusion_matrix.ipynb", "tfds_tf_flowers.ipynb", "tf_tutorial_get_file_image_dataset_from_directory.ipynb",
-           "jupyter_nbformat_4_4_no_cell_ids.ipynb", "subclassed_model.ipynb",
-           "transfer_learning_mobilenetv2_frozen.ipynb", "local_disk_path.ipynb",
-           "pip_install_timm.ipynb")
+           "colab_datascience_stack_confusion_matrix.ipynb", "tfds_tf_flowers.ipynb",
+           "tf_tutorial_get_file_image_dataset_from_directory.ipynb", "pip_install_timm.ipynb")
 
 
 def expectations() -> dict[str, tuple[str, list[str]]]:

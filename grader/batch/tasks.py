@@ -7,7 +7,10 @@ task's answer, or ``{"failed": message}`` when the process hung, crashed or was 
 submission that kills its kernel, or a training that segfaults, therefore takes down one
 process, never the batch or a Dask worker; the kernel's parent poller ends the kernel.
 Inspections run in one resident interpreter per worker thread (grader.proc.Resident): the same
-guarantees, without importing Keras again for every notebook.
+guarantees, without importing Keras again for every notebook. When a resident dies during an
+inspection, that inspection runs again in a fresh process of its own: if it was the cause, it
+fails there the same way and the failure is its own; if something left over from an earlier one
+was, it is graded as if it had run alone.
 
 Tasks:
 - ``inspect``: every stage before trusted training, for one notebook (pipeline.inspect).
@@ -43,9 +46,15 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"flowers-grader-{kind}-") as private:
         spec, answer = Path(private) / "task.pickle", Path(private) / "answer.json"
         spec.write_bytes(pickle.dumps({"kind": kind, "payload": payload, "answer": str(answer)}))
+        finished = None
         if kind in RESIDENT:
             finished = _resident().run(spec, timeout, cwd=Path(private))
-        else:
+            if finished.code not in (0, None):   # it died: run it again alone (module doc)
+                log.info("the resident %s process died (%s); running the task again alone",
+                         kind, finished.failure("it", timeout))
+                answer.unlink(missing_ok=True)
+                finished = None
+        if finished is None:
             finished = run_module("grader.batch.tasks", spec, timeout, cwd=Path(private),
                                   tail=LOG_TAIL)
         if answer.is_file():

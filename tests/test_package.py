@@ -1,0 +1,166 @@
+"""The package as a course installs it. A wheel built from the checkout holds the grader, the
+reports, the in-kernel code, the shipped exercise (exercise file and student notebook) and no
+reference solution. Installed into a new virtual environment in a temporary folder, `grade`
+works from there, away from the checkout: help, synthetic data, a `smoke` grading of the
+student notebook in the sandbox, and a batch on a Dask worker started from that environment
+(the README's cluster recipe).
+
+The new environment's dependencies are hard links to the test environment's files (downloading
+TensorFlow again would take minutes of CI): the checkout's editable install is uninstalled from
+it before the wheel goes in, and the test checks that `grader` then comes from the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import grader
+from conftest import REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK, leftover_processes
+
+NOT_SOURCES = {".venv", ".git", "build", "dist", "demo-output", "__pycache__", ".pytest_cache",
+               "node_modules"}
+
+
+# Not the package's: this machine's pip configuration names a find-links folder that is absent.
+MACHINE_NOTE = re.compile(r"WARNING: Location 'file://\S+' is ignored")
+
+
+def _run(*command: str | Path, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Without this shell's PYTHONPATH and virtual environment, and without
+    PYTHONDONTWRITEBYTECODE (set on this machine; setuptools then warns that it skips the
+    byte-compiling a normal install does)."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
+    return subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**env, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The wheel, built from a copy of the sources (a build writes into its source tree), and
+    the build's log."""
+    work = tmp_path_factory.mktemp("wheel")
+    sources = work / "sources"
+    shutil.copytree(ROOT, sources, ignore=lambda folder, names: [
+        name for name in names if name in NOT_SOURCES or name.endswith(".egg-info")])
+    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", work / "dist",
+                 sources, cwd=work)
+    assert built.returncode == 0, built.stderr[-3000:]
+    found = list((work / "dist").glob("flowers_grader-*.whl"))
+    assert len(found) == 1
+    return found[0], built.stdout + built.stderr
+
+
+def test_the_wheel_ships_the_grader_and_the_student_notebook_and_never_the_solution(
+        wheel) -> None:
+    path, _ = wheel
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        contents = {name: archive.read(name) for name in names}
+    for needed in ("grader/kernel/inkernel/runtime.py", "grader/kernel/inkernel/prelude.py",
+                   "grader/kernel/runtime.toml", "grader/exercises/flowers-cnn/exercise.toml",
+                   "grader/exercises/flowers-cnn/flowers-cnn.ipynb",
+                   "reports/templates/report.html.j2", "reports/templates/dashboard.html.j2"):
+        assert needed in names, needed
+    notebooks = sorted(name for name in names if name.endswith(".ipynb"))
+    assert notebooks == ["grader/exercises/flowers-cnn/flowers-cnn.ipynb"]
+    assert contents[notebooks[0]] == STUDENT_NOTEBOOK.read_bytes()
+    solution = REFERENCE_NOTEBOOK.read_bytes()
+    assert not any(data == solution for data in contents.values())
+    assert not any("reference" in name.split("/")[0] for name in names)
+    metadata = next(contents[n] for n in names if n.endswith(".dist-info/METADATA")).decode()
+    assert f"\nVersion: {grader.__version__}\n" in metadata
+    assert "\nRequires-Python: >=3.11\n" in metadata
+
+
+def test_the_build_prints_no_warning(wheel) -> None:
+    _, log = wheel
+    warnings = [line for line in log.splitlines()
+                if re.search(r"warn", line, re.IGNORECASE) and not MACHINE_NOTE.search(line)]
+    assert warnings == []
+
+
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new environment (its dependencies hard-linked from this one) with the wheel in it."""
+    path, _ = wheel
+    venv = tmp_path_factory.mktemp("installed") / "venv"
+    copied = _run("cp", "-al", sys.prefix, venv, cwd=venv.parent)
+    assert copied.returncode == 0, copied.stderr
+    python = venv / "bin" / "python"
+    home = venv.parent
+    for command in (("uninstall", "-y", "flowers-grader"), ("install", "--no-deps", path)):
+        done = _run(python, "-m", "pip", "--disable-pip-version-check", "-q", *command, cwd=home)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return venv
+
+
+def test_grade_runs_from_the_installed_wheel(installed: Path, small_data: Path) -> None:
+    home, grade = installed.parent, installed / "bin" / "grade"
+    where = _run(installed / "bin" / "python", "-c", "import grader, grader.exercise as e; "
+                 "print(grader.__file__); print(e.load_exercise().notebook)", cwd=home)
+    assert where.returncode == 0, where.stderr
+    module, notebook = (Path(line) for line in where.stdout.split())
+    assert installed in module.parents and installed in notebook.parents
+    assert ROOT not in module.parents
+    helped = _run(grade, "--help", cwd=home)
+    assert helped.returncode == 0 and "grade" in helped.stdout
+    synth = _run(grade, "data", "synth", "--out", home / "data", "--images", "160", cwd=home)
+    assert synth.returncode == 0, synth.stderr[-2000:]
+    graded = _run(grade, "notebook", notebook, "--data", home / "data", "--out", home / "out",
+                  "--profile", "smoke", "--require-sandbox", cwd=home)
+    result = json.loads((home / "out" / "result.json").read_text())
+    assert result["status"] == "graded", result["error"]
+    assert graded.returncode == 1 and not result["passed"]   # one epoch: below the target
+    assert result["isolation"] == "bubblewrap"
+    assert result["training"]["val_images"] > 0
+    refused = _run(grade, "reference", "--data", home / "data", "--out", home / "ref", cwd=home)
+    assert refused.returncode == 2 and "does not ship with the installed package" in \
+        refused.stderr, refused.stderr[-2000:]
+
+
+def test_a_dask_worker_installed_from_the_wheel_grades_a_batch(installed: Path,
+                                                               small_data: Path) -> None:
+    """README, "Grading on a cluster": a scheduler, a worker, and `grade batch --scheduler`,
+    all from the wheel's environment."""
+    home, bin_ = installed.parent, installed / "bin"
+    subs = home / "subs"
+    subs.mkdir()
+    shutil.copy(STUDENT_NOTEBOOK, subs / "ada.ipynb")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    logs = home / "dask.log"
+    with open(logs, "w") as log:
+        started = [subprocess.Popen([bin_ / "dask", "scheduler", "--host", "127.0.0.1",
+                                     "--port", str(port), "--no-dashboard"],
+                                    cwd=home, stdout=log, stderr=subprocess.STDOUT)]
+        try:
+            started.append(subprocess.Popen(
+                [bin_ / "dask", "worker", address, "--nworkers", "1", "--nthreads", "1",
+                 "--no-dashboard"], cwd=home, stdout=log, stderr=subprocess.STDOUT))
+            batch = _run(bin_ / "grade", "batch", subs, "--data", small_data, "--out",
+                         home / "batch", "--no-train", "--scheduler", address, cwd=home)
+        finally:
+            for process in reversed(started):
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    assert batch.returncode == 0, (batch.stderr[-2000:], logs.read_text()[-2000:])
+    result = json.loads((home / "batch" / "ada" / "result.json").read_text())
+    assert result["status"] == "checked", result["error"]
+    assert leftover_processes() == []
