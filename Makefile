@@ -5,7 +5,7 @@ VENV ?= .venv
 DEMO_OUT ?= demo-output
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps demo test test-fast test-real-world test-calibration clean
+.PHONY: install system-deps demo test test-fast test-real-world test-calibration test-image clean
 
 # pip -qq: errors only. Builds print setuptools' notes as Python warnings; they are not ours.
 $(STAMP): pyproject.toml
@@ -37,6 +37,11 @@ test-real-world: install
 
 test-calibration: install
 	FLOWERS_GRADER_CALIBRATION=full $(VENV)/bin/pytest tests/test_calibration.py
+
+# The worker image (Containerfile), built without a registry, and `grade demo` run in it. Opt-in:
+# root, podman and debootstrap (installed when missing); about 6 minutes the first time here.
+test-image:
+	bash scripts/build-image.sh
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
