@@ -9,7 +9,7 @@ image=${IMAGE:-localhost/flowers-grader:latest}
 base=localhost/debian-bookworm:latest
 mkdir -p "$work"
 
-for tool in podman debootstrap; do
+for tool in podman debootstrap runc; do
     if ! command -v "$tool" >/dev/null; then
         echo "installing $tool ..."
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" \
@@ -43,7 +43,12 @@ podman build --isolation chroot --network host "${certificates[@]}" -f Container
 
 # bubblewrap needs to create namespaces and mount /proc inside the container: the options say
 # so, as a Kubernetes pod's securityContext must (README, "A container image for workers").
+# runc with cgroupfs, and limits no higher than the host's: on a host like this one (hybrid
+# cgroups, a hard RLIMIT_NPROC) crun refuses to start containers, and neither runtime may set
+# podman's default limits.
 echo "running grade demo in $image ..."
-podman run --rm --cgroups disabled --network none --security-opt seccomp=unconfined \
-    --security-opt apparmor=unconfined --security-opt unmask=/proc/* \
+podman --runtime runc --cgroup-manager cgroupfs run --rm --network none \
+    --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --security-opt unmask=/proc/* \
     "$image" demo --exercise /course/exercises/flowers-cnn --out /home/grader/demo
