@@ -103,14 +103,13 @@ class Resident:
             reply = _read_line(self.process.stdout.fileno(), timeout)
         except BrokenPipeError:
             reply = b""
-        code: int | None = 0 if reply == b"done\n" else None
+        code: int | None = 0
         if reply != b"done\n":   # the deadline (None), or it died (b""): this one is finished
             _kill_session(self.process)
             code = None if reply is None else self.process.returncode
-            self.process = None
         output = _read(self.log, self.tail, offset)
-        if self.process is None:
-            self.log.close()
+        if code != 0:
+            self.close()
         return Finished(code, output, "", time.monotonic() - started)
 
     def close(self) -> None:

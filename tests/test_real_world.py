@@ -15,7 +15,6 @@ file prints no library log line.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tarfile
@@ -98,15 +97,9 @@ def graded(work: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def unboxed(work: Path) -> Path:
-    saved = os.environ.get("FLOWERS_GRADER_BWRAP")
-    os.environ["FLOWERS_GRADER_BWRAP"] = "none"   # as on a machine without bubblewrap
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FLOWERS_GRADER_BWRAP", "none")   # as on a machine without bubblewrap
         return _batch(work, "out-unboxed", folder="unboxed")
-    finally:
-        if saved is None:
-            del os.environ["FLOWERS_GRADER_BWRAP"]
-        else:
-            os.environ["FLOWERS_GRADER_BWRAP"] = saved
 
 
 def _result(out: Path, notebook: str) -> dict:
@@ -152,7 +145,9 @@ def test_the_executed_notebooks_are_valid(graded: Path) -> None:
 
 
 def _outcome(out: Path, name: str) -> dict:
-    """What the sandbox must not change: the verdict, the model, the cause, which cells output."""
+    """What the sandbox must not change: the verdict, the model, the cause, which cells output.
+    Standard error is left out: TensorFlow's native threads write to it when they get to it
+    (its CUDA probe's line landed in cell 4 in one run and cell 6 in the next, boxed or not)."""
     result = _result(out, name)
     executed = out / Path(name).stem / "executed.ipynb"
     cells = json.loads(executed.read_text())["cells"] if executed.is_file() else []
@@ -160,7 +155,8 @@ def _outcome(out: Path, name: str) -> dict:
             "model": {key: result["model"].get(key) for key in ("variable", "params",
                                                                 "architecture")},
             "failed": sorted(c["id"] for c in result["checks"] if c["passed"] is False),
-            "outputs": [index for index, cell in enumerate(cells) if cell.get("outputs")]}
+            "outputs": [index for index, cell in enumerate(cells) if any(
+                output.get("name") != "stderr" for output in cell.get("outputs", []))]}
 
 
 def test_the_sandbox_changes_nothing_a_benign_notebook_does(graded: Path, unboxed: Path) -> None:

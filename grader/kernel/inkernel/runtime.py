@@ -377,20 +377,18 @@ def install(config, ip):
     os.environ.setdefault("COLAB_TPU_ADDR", EMULATED_TPU)   # read before TensorFlow is imported
     install_colab()
     install_magics(ip, set(config["allowed_magics"]))
-    once = threading.Lock()
     waiting = [True]
 
     def when_imported(*args):
-        # Only once TensorFlow's import has finished: a thread that TensorFlow starts while it
-        # imports would otherwise patch a half-made module that the import then overwrites.
+        # Only in the main thread, once TensorFlow's import has finished: a thread that
+        # TensorFlow starts while it imports would otherwise patch a half-made module that the
+        # import then overwrites.
         tf = sys.modules.get("tensorflow")
         spec = getattr(tf, "__spec__", None)
         if waiting[0] and tf is not None and not getattr(spec, "_initializing", False) \
                 and threading.current_thread() is threading.main_thread():
-            with once:
-                if waiting[0]:
-                    waiting[0] = False
-                    install_tensorflow(config)
+            waiting[0] = False
+            install_tensorflow(config)
 
     ip.events.register("pre_run_cell", when_imported)
     original, depth = builtins.__import__, threading.local()
