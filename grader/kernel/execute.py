@@ -137,7 +137,11 @@ def launch_kernel(work_dir: Path, spec_dir: Path, plan: Plan | None = None):
     cost.record({"kernel": level})
     runtime = spec_dir / "run"
     runtime.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    # Native code's writes to the kernel's stdout and stderr go straight to its private log:
+    # ipykernel would pass them through a pipe and a thread, and a kernel that aborts dies
+    # before that thread has written its last words ("terminate called ...") anywhere.
+    command = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+               "--IPKernelApp.capture_fd_output=False"]
     uid = sandbox.kernel_uid()
     if limits:
         command = sandbox.wrap(command, work_dir, runtime, list(plan.readable),
