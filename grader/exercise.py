@@ -90,6 +90,7 @@ class Profile:
     label_smoothing: float  # cross-entropy label smoothing
     max_train_images: int   # cap on training images (0 = all): keeps tests fast
     max_val_images: int     # cap on validation images (0 = all)
+    validate_every_epoch: bool  # validation curve (false: only the final model, faster)
     seed: int               # seeds weights, shuffling and augmentation
 
 

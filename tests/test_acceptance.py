@@ -39,6 +39,7 @@ def test_the_demo_passes_the_reference_and_fails_the_untouched_notebook(demo) ->
     training = reference["training"]
     assert training["val_accuracy"] == reference["accuracy"] and training["test_accuracy"] is None
     assert len(training["history"]["val_accuracy"]) == training["epochs"]
+    assert training["history"]["val_accuracy"][-1] == training["val_accuracy"]
     assert "Passed" in (out / "reference" / "report.html").read_text()
 
 

@@ -24,6 +24,7 @@ from conftest import CALIBRATION_LINES, SHARED_PHOTOS, Graded, run_grade
 from grader import cost
 from grader.cost import duration
 from grader.exercise import load_exercise
+from grader.training.train import forward_images
 
 pytestmark = pytest.mark.skipif(not SHARED_PHOTOS.is_dir(),
                                 reason="../shared/flowers-photos is absent")
@@ -52,7 +53,8 @@ def _full_projection(short: dict, photos: int) -> cost.Projection:
     assert measured["batch_size"] == full.batch_size, "the speed is per batch size"
     steps = (photos - short["training"]["val_images"]) // full.batch_size
     return cost.project(measured["images_per_second"], measured["timed_steps"], full.epochs,
-                        steps, full.batch_size, measured["forward_images"],
+                        steps, full.batch_size,
+                        forward_images(full, short["training"]["val_images"]),
                         measured["setup_seconds"], measured["host"])
 
 

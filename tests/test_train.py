@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from grader.training.batchnorm import batch_norm_forward, recalibrate_batch_norm
 
@@ -43,3 +44,48 @@ def test_precise_batch_norm_statistics_are_the_average_over_the_batches() -> Non
     recalibrate_batch_norm(model, [], batch_norm_forward(model))  # no batches: unchanged
     np.testing.assert_allclose(normalization.moving_mean.numpy(), expected_mean, rtol=1e-4,
                                atol=1e-5)
+
+
+@pytest.mark.training
+def test_the_final_validation_is_made_once_and_closes_the_curve() -> None:
+    """train() validates the final model itself (the result's accuracy) and appends it to the
+    curve; a profile without ``validate_every_epoch`` draws no curve before it."""
+    import dataclasses
+
+    from grader.exercise import load_exercise
+    from grader.lazy import keras as keras_module
+    from grader.training.data import Split
+    from grader.training.train import evaluate, train
+
+    keras = keras_module()
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3),
+                              keras.layers.BatchNormalization(),
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax")])
+    config = keras.saving.serialize_keras_object(model)
+    rng = np.random.default_rng(1)
+
+    def split(n: int) -> Split:
+        return Split(rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8),
+                     np.arange(n) % 3, tuple(f"{i}.jpg" for i in range(n)))
+
+    training_images, validation_images = split(32), split(12)
+    smoke = load_exercise().profile("smoke")
+    for every_epoch in (True, False):
+        profile = dataclasses.replace(smoke, epochs=3, batch_size=8, label_smoothing=0.1,
+                                      validate_every_epoch=every_epoch)
+        trained = train(config, training_images, validation_images, None, 3, profile,
+                        precision="float32")
+        history = trained.history
+        assert len(history["accuracy"]) == 3
+        assert len(history["val_accuracy"]) == len(history["val_loss"]) == (3 if every_epoch
+                                                                            else 1)
+        assert history["val_accuracy"][-1] == trained.validation.accuracy
+        assert trained.validation_seconds > 0
+    # the loss computed from the predictions is the one Keras' evaluate() reports
+    compiled = keras.saving.deserialize_keras_object(config)
+    compiled.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1))
+    from grader.training.train import make_dataset
+    keras_loss = compiled.evaluate(make_dataset(validation_images, 3, profile, False), verbose=0)
+    ours = evaluate(compiled, validation_images, 3, profile)[1]
+    assert abs(ours - keras_loss) < 1e-4

@@ -108,8 +108,9 @@ def learning_rate(profile: Profile, steps_per_epoch: int):
     return keras.optimizers.schedules.CosineDecay(profile.learning_rate, total)
 
 
-def evaluate(model, split: Split, classes: int, profile: Profile) -> Evaluation:
-    """Accuracy, confusion matrix and per-class accuracy, computed from predictions."""
+def evaluate(model, split: Split, classes: int, profile: Profile) -> tuple[Evaluation, float]:
+    """Accuracy, confusion matrix and per-class accuracy, computed from predictions, and the
+    training loss on them (cross-entropy with the profile's label smoothing)."""
     probabilities = model.predict(make_dataset(split, classes, profile, False), verbose=0)
     predicted = np.argmax(probabilities, axis=1)
     confusion = np.zeros((classes, classes), dtype=int)
@@ -117,7 +118,20 @@ def evaluate(model, split: Split, classes: int, profile: Profile) -> Evaluation:
     totals = confusion.sum(axis=1)
     per_class = [float(confusion[i, i] / totals[i]) if totals[i] else 0.0 for i in range(classes)]
     accuracy = float(np.mean(predicted == split.labels))
-    return Evaluation(accuracy, confusion.tolist(), per_class, predicted.tolist())
+    targets = np.eye(classes)[split.labels] * (1 - profile.label_smoothing) \
+        + profile.label_smoothing / classes
+    # Keras clips probabilities the same way before the logarithm
+    clipped = np.clip(probabilities.astype("float64"), 1e-7, 1 - 1e-7)
+    loss = float(np.mean(-np.sum(targets * np.log(clipped), axis=1)))
+    return Evaluation(accuracy, confusion.tolist(), per_class, predicted.tolist()), loss
+
+
+def forward_images(profile: Profile, val_images: int) -> int:
+    """Images an epoch passes forward on average besides training: validation and the
+    BatchNormalization statistics (cost.project's share of the time)."""
+    if profile.validate_every_epoch:
+        return val_images + BN_EPOCH_BATCHES * profile.batch_size
+    return (val_images + BN_BATCHES * profile.batch_size) // max(1, profile.epochs)
 
 
 def train(config: dict[str, Any], train_split: Split, val_split: Split, test_split: Split | None,
@@ -136,8 +150,9 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     model, device, deterministic = compiled(config, profile, steps, precision, deterministic)
     started = time.perf_counter()
     calibration = make_dataset(train_split, classes, profile, False).take(BN_BATCHES)
-    validate = _Validate(calibration, make_dataset(val_split, classes, profile, False))
-    forward = len(val_split.labels) + BN_EPOCH_BATCHES * profile.batch_size
+    validate = _Validate(calibration, make_dataset(val_split, classes, profile, False),
+                         profile.validate_every_epoch)
+    forward = forward_images(profile, len(val_split.labels))
     meter = _Meter(profile, steps, forward, f"{device.description}, {device.precision}",
                    on_projection or (lambda projection: None), max_minutes)
     # One iterator for the whole fit: Keras stops each epoch after `steps` batches, before the
@@ -145,16 +160,23 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     # background threads running, and destroying it waited for them (5-9 s an epoch here).
     # Each epoch is still one freshly shuffled pass over the training images.
     fit = model.fit(make_dataset(train_split, classes, profile, True).repeat(),
-                    steps_per_epoch=steps, epochs=profile.epochs, verbose=0,
+                    steps_per_epoch=steps, epochs=profile.epochs, verbose=0, shuffle=False,
                     callbacks=[meter, validate])
     if meter.refused:
         raise GradingError("train", cost.too_slow_message(meter.projection, max_minutes),
                            cause="too_slow")
     fit_seconds = time.perf_counter() - started - validate.seconds
-    validation = evaluate(model, val_split, classes, profile)
-    test = evaluate(model, test_split, classes, profile) if test_split is not None else None
+    # The last epoch's validation: the same pass as the result's, so it is made once, here.
+    validating = time.perf_counter()
+    validation, val_loss = evaluate(model, val_split, classes, profile)
+    validate.seconds += time.perf_counter() - validating
+    log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", profile.epochs, profile.epochs,
+             fit.history.get("accuracy", [0.0])[-1], validation.accuracy)
+    test = evaluate(model, test_split, classes, profile)[0] if test_split is not None else None
     history = {key: [float(v) for v in values] for key, values in fit.history.items()
                if key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    history.setdefault("val_loss", []).append(val_loss)
+    history.setdefault("val_accuracy", []).append(validation.accuracy)
     cost.record({"profile": profile.name, "params": int(model.count_params()),
                  "images": steps * profile.batch_size * profile.epochs,
                  "fit_seconds": round(fit_seconds, 2),
@@ -228,9 +250,11 @@ def _Meter(profile: Profile, steps_per_epoch: int, forward_images: int, host: st
     return Meter()
 
 
-def _Validate(calibration, validation):
+def _Validate(calibration, validation, every_epoch: bool):
     """After each epoch: precise BN statistics, then validation, recorded in the epoch's logs
-    (the History callback runs after this one and keeps them). Logs one line per epoch."""
+    (the History callback runs after this one and keeps them). Logs one line per epoch. After
+    the last epoch only the statistics: train() validates the final model itself. Without
+    ``every_epoch`` (profiles where no one reads the curve), nothing before the last."""
     keras = keras_module()
 
     class Validate(keras.callbacks.Callback):
@@ -238,22 +262,24 @@ def _Validate(calibration, validation):
         forward = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            if self.model.stop_training:  # stopped by the cost limit: nothing to validate
+            last = epoch + 1 >= self.params.get("epochs", 0)
+            # stopped by the cost limit: nothing to validate
+            if self.model.stop_training or not (last or every_epoch):
                 return
             started = time.perf_counter()
             logs = logs if logs is not None else {}
-            last = epoch + 1 >= self.params.get("epochs", 0)
             # training never reads the statistics, so the final ones are what decides
             if self.forward is None:
                 self.forward = batch_norm_forward(self.model)
             recalibrate_batch_norm(self.model,
                                    calibration.take(BN_BATCHES if last else BN_EPOCH_BATCHES),
                                    self.forward)
-            scores = self.model.evaluate(validation, verbose=0, return_dict=True)
-            logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
+            if not last:
+                scores = self.model.evaluate(validation, verbose=0, return_dict=True)
+                logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
+                log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", epoch + 1,
+                         self.params.get("epochs", 0), logs.get("accuracy", 0.0),
+                         logs["val_accuracy"])
             self.seconds += time.perf_counter() - started
-            log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", epoch + 1,
-                     self.params.get("epochs", 0), logs.get("accuracy", 0.0),
-                     logs["val_accuracy"])
 
     return Validate()
