@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install system-deps demo test test-fast test-real-world test-calibration test-image clean
 
-# pip -qq: errors only. Builds print setuptools' notes as Python warnings; they are not ours.
+# uv resolves the same versions as pip from PyPI and installs them in seconds, not minutes
+# (measured: 28 s against 2-2.5 min, TensorFlow included). -q: errors only.
 $(STAMP): pyproject.toml
-	@echo "installing into $(VENV) (a few minutes the first time) ..."
+	@echo "installing into $(VENV) (a minute the first time) ..."
 	$(PYTHON) -m venv $(VENV)
-	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -qq --upgrade pip
-	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -qq -e '.[test,runtime]'
+	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -qq uv
+	$(VENV)/bin/uv pip install --python $(VENV)/bin/python -q -e '.[test,runtime]'
 	touch $(STAMP)
 
 system-deps:
