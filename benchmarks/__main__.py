@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--full] [--json FILE] [--data DIR] [--seeds K] [--work DIR]``
+"""``python -m benchmarks [--full] [--json FILE] [--data DIR] [--seeds K] [--steps A,B]
+[--work DIR]``
 
 Runs the suite (benchmarks/suite.py) and prints a table of ratios measured side by side in this
 one run. The default size uses a small synthetic data set and a 3-epoch profile, so it finishes
@@ -22,7 +23,10 @@ from benchmarks.suite import FULL, SMALL, Record, Suite
 TARGETS = {"grading_vs_notebook": ("≤ 0.40", lambda v: v <= 0.4),
            "overhead_share": ("≤ 5%", lambda v: v <= 0.05),
            "training_vs_bf16_gemm": ("≥ 0.70", lambda v: v >= 0.7),
-           "bf16_vs_f32_accuracy_gap": ("|gap| ≤ 2 pts", lambda v: abs(v) <= 0.02)}
+           "bf16_vs_f32_accuracy_gap": ("|gap| ≤ 2 pts", lambda v: abs(v) <= 0.02),
+           "check_vs_quick_grading": ("≤ 0.25", lambda v: v <= 0.25)}
+# Targets that hold at every size (the others are for --full).
+ANY_SIZE = {"check_vs_quick_grading"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,11 +38,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="shards to use instead of making them (synthetic or imported)")
     parser.add_argument("--seeds", type=int, metavar="K",
                         help="trainings per precision for the accuracy gap [default: 2]")
+    parser.add_argument("--steps", default=",".join(Suite.STEPS), metavar="A,B",
+                        help=f"the steps to run, after the set-up [default: all: "
+                             f"{','.join(Suite.STEPS)}]")
     parser.add_argument("--work", type=Path, metavar="DIR",
                         help="keep the run's files here [default: a temporary folder, removed]")
     args = parser.parse_args(argv)
     if args.data is not None and not any(args.data.glob("*.tfrec")):
         parser.error(f"--data {args.data}: no .tfrec shards there")
+    steps = tuple(step for step in args.steps.split(",") if step)
+    if not steps or set(steps) - set(Suite.STEPS):
+        parser.error(f"--steps {args.steps}: choose among {', '.join(Suite.STEPS)}")
     if args.work is not None and args.work.exists() and any(args.work.iterdir()):
         parser.error(f"--work {args.work}: not empty")
 
@@ -56,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         record = Suite(FULL if args.full else SMALL, work, args.data, args.seeds, say,
-                       save).run()
+                       save, steps).run()
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -105,6 +115,10 @@ def table(record: Record) -> str:
          f"{(batch.get('work') or {}).get('trainings run', '?')} training(s)"),
         ("accuracy: bf16 - float32", r.get("bf16_vs_f32_accuracy_gap"),
          "bf16_vs_f32_accuracy_gap", _accuracies(accuracy)),
+        ("grade check / quick grading", r.get("check_vs_quick_grading"),
+         "check_vs_quick_grading",
+         f"{d.get('check', {}).get('seconds', '?')} s vs "
+         f"{d.get('check', {}).get('quick_grading_seconds', '?')} s, the reference notebook"),
     ]
     lines = [f"benchmarks ({record.size} size; {d.get('data', {}).get('images', '?')} images, "
              f"profile {d.get('data', {}).get('profile', '?')})",
@@ -113,7 +127,8 @@ def table(record: Record) -> str:
         lines.insert(1, "(the targets apply to --full; this size checks that every step runs)")
     for name, value, key, source in rows:
         target, verdict = "", ""
-        if key in TARGETS and value is not None and record.size == "full":
+        if key in TARGETS and value is not None and (record.size == "full"
+                                                      or key in ANY_SIZE):
             target = TARGETS[key][0]
             verdict = " ok" if TARGETS[key][1](value) else " MISSED"
         shown = "—" if value is None else f"{value:.3f}"

@@ -40,6 +40,7 @@ augment = true
 label_smoothing = 0.1
 max_train_images = 0
 max_val_images = 0
+validate_every_epoch = true
 seed = 42
 """
 
@@ -81,9 +82,13 @@ def machine() -> dict[str, Any]:
 
 
 class Suite:
+    STEPS = ("notebook", "grading", "batch", "throughput", "accuracy", "check")
+
     def __init__(self, size: Size, work: Path, data: Path | None, seeds: int | None,
-                 say: Callable[[str], None], save: Callable[[Record], None]) -> None:
+                 say: Callable[[str], None], save: Callable[[Record], None],
+                 steps: tuple[str, ...] = STEPS) -> None:
         self.size, self.work, self.say, self.save = size, work, say, save
+        self.steps = steps
         self.seeds = seeds or size.seeds
         self.record = Record(size.name)
         self.exercise = work / "exercise"
@@ -94,9 +99,8 @@ class Suite:
     # ---------------------------------------------------------------- steps
 
     def run(self) -> Record:
-        steps = [("setup", self.setup), ("notebook", self.notebook),
-                 ("grading", self.grading), ("batch", self.batch),
-                 ("throughput", self.throughput), ("accuracy", self.accuracy)]
+        steps = [("setup", self.setup)] + [(name, getattr(self, name)) for name in self.STEPS
+                                           if name in self.steps]
         for name, step in steps:
             started = time.perf_counter()
             self.say(f"[{time.strftime('%H:%M:%S')}] {name} ...")
@@ -192,6 +196,23 @@ class Suite:
         self.record.details["batch"] = {"students": len(variants), "seconds": round(wall, 1),
                                         "work": summary.get("work")}
         self.record.ratios["batch_vs_serial"] = _ratio(wall, single and single * len(variants))
+
+    def check(self) -> None:
+        """`grade check` (what a student runs before submitting) against a `quick` grading of
+        the same notebook on the same shards, one after the other."""
+        timed = {}
+        for name, command, codes in (
+                ("check", ["check", str(REFERENCE), "--data", str(self.data)], (0,)),
+                ("quick_grading", ["notebook", str(REFERENCE), "--data", str(self.data),
+                                   "--out", str(self.work / "quick"), "--profile", "quick"],
+                 (0, 1))):
+            started = time.perf_counter()
+            _run(self.grade + command + ["--exercise", str(self.exercise)], codes=codes)
+            timed[name] = round(time.perf_counter() - started, 1)
+        self.record.details["check"] = {"seconds": timed["check"],
+                                        "quick_grading_seconds": timed["quick_grading"]}
+        self.record.ratios["check_vs_quick_grading"] = _ratio(timed["check"],
+                                                              timed["quick_grading"])
 
     def throughput(self) -> None:
         """(b): images/s of the trusted step against a plain float32 fit of the same model and

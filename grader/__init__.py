@@ -6,4 +6,4 @@ validate → execute → extract (``grader.kernel``) → rebuild → rules (``gr
 at import time.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -75,9 +75,10 @@ def exceeds(projection: Projection, max_minutes: float | None) -> bool:
 def too_slow_message(projection: Projection, max_minutes: float) -> str:
     return (f"Trusted training would take about {duration(projection.projected_seconds)} on "
             f"this machine ({projection.images_per_second:.1f} images/s measured on "
-            f"{projection.host}), more than the {max_minutes:g} minutes allowed by "
-            f"--max-minutes. Grade on a faster machine (a GPU, or a CPU with AVX-512 BF16), "
-            f"with a shorter profile, or with a larger --max-minutes.")
+            f"{projection.host}), more than the {max_minutes:.3g} minutes allowed (by "
+            f"--max-minutes, or by what is left of an autograder's time limit). Grade on a "
+            f"faster machine (a GPU, or a CPU with AVX-512 BF16), with a shorter profile, or "
+            f"with more time.")
 
 
 def duration(seconds: float) -> str:

@@ -106,6 +106,7 @@ class Dataset:
 class Exercise:
     id: str
     title: str
+    version: str            # of this exercise file; notebooks carry it (grade check)
     folder: Path
     notebook: Path          # the student notebook
     reference: Path         # our solution notebook
@@ -220,7 +221,8 @@ def _exercise_from(doc: dict[str, Any], folder: Path, where: str) -> Exercise:
     profiles = {name: _build(Profile, table, f"{where} [profiles.{name}]", name=name)
                 for name, table in doc.get("profiles", {}).items()}
     return Exercise(
-        id=head["id"], title=head["title"], folder=folder,
+        id=head["id"], title=head["title"], version=str(head.get("version", "0")),
+        folder=folder,
         notebook=(folder / head["notebook"]).resolve(),
         reference=(folder / head["reference"]).resolve(),
         classes=tuple(head["classes"]), image_size=int(head["image_size"]),

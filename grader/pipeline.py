@@ -51,6 +51,8 @@ class Request:
     cache: Path | None = None       # decoded-data cache folder; None decodes in memory
     train: bool = True              # False: stop after the rules (status "checked")
     max_minutes: float | None = None  # stop a training projected to take longer than this
+    deadline: float | None = None   # time.monotonic() by which the training must end
+    keep_going: bool = False        # grade check: run past errors, offline even unboxed
 
 
 Announce = Callable[[str], None]
@@ -86,7 +88,7 @@ def grade(request: Request, announce: Announce = log.info) -> Result:
     def stages() -> None:
         inspection = inspect(request, result, clock)
         if inspection.config is not None and not request.train:
-            checked(result, request.exercise)
+            checked(result, request.exercise, skipped_note=not request.keep_going)
         elif inspection.config is not None:
             _train(request, inspection, result, clock, announce)
 
@@ -99,9 +101,12 @@ def _train(request: Request, inspection: Inspection, result: Result, clock: _Clo
            announce: Announce) -> None:
     """Trusted training, its projection announced and recorded before the bulk of it runs."""
     mark = time.perf_counter()
+    limit = request.max_minutes
+    if request.deadline is not None:  # what is left of it, whatever the inspection took
+        left = max(0.01, (request.deadline - time.monotonic()) / 60)
+        limit = left if limit is None else min(limit, left)
     job = TrainingJob(request.data_dir, request.test_data, request.exercise, request.profile,
-                      request.precision, request.cache, request.deterministic,
-                      request.max_minutes)
+                      request.precision, request.cache, request.deterministic, limit)
 
     def projected(projection) -> None:  # recorded even when --max-minutes then stops it
         result.training.projection = projection.as_dict()
@@ -172,6 +177,29 @@ def inspect(request: Request, result: Result, clock: _Clock) -> Inspection:
     finally:  # a notebook that failed still took this long: the dashboard shows it
         mark = clock.lap("execute", mark)
     result.warnings += execution.warnings
+    info = None
+    try:
+        config, info = _model(execution, result, exercise)
+    except (GradingError, ConfigRejected):
+        if not execution.failed:
+            raise
+    finally:
+        clock.lap("rebuild", mark)
+    if execution.failed:  # grade check: grading would have stopped at the first of them
+        result.warnings += [f"Also failed, after it: {e.message}" for e in execution.failed[1:]]
+        result.fail(execution.failed[0].info())
+        return Inspection(None, info)
+    if not all(c.passed for c in result.checks):
+        result.status = "rejected"
+        result.score = results.score(result.checks, None, exercise)
+        result.hints = hints.hints(info, None, exercise)
+        return Inspection(None, info)
+    return Inspection(config, info)
+
+
+def _model(execution: Execution, result: Result, exercise: Exercise
+           ) -> tuple[dict[str, Any], ModelInfo | None]:
+    """Extract, rebuild and check the model the kernel reported: (config, rebuilt info)."""
     result.student_training = execution.payload.get("fit_calls") or []
     chosen, warnings = extract.choice(execution.payload)
     result.model, result.warnings = ModelSummary(**chosen), result.warnings + warnings
@@ -181,20 +209,15 @@ def inspect(request: Request, result: Result, clock: _Clock) -> Inspection:
     if info is not None:
         result.model = replace(result.model, **info.as_dict(), architecture=architecture(config))
     result.checks = rules.check(info, findings, exercise, extract.records(execution.payload))
-    clock.lap("rebuild", mark)
-    if not all(c.passed for c in result.checks):
-        result.status = "rejected"
-        result.score = results.score(result.checks, None, exercise)
-        result.hints = hints.hints(info, None, exercise)
-        return Inspection(None, info)
-    return Inspection(config, info)
+    return config, info
 
 
-def checked(result: Result, exercise: Exercise) -> None:
+def checked(result: Result, exercise: Exercise, skipped_note: bool = True) -> None:
     """Every rule passed and training was not asked for (--no-train): the rule points only."""
     result.status, result.score = "checked", results.score(result.checks, None, exercise)
-    result.warnings.append("Trusted training was skipped (--no-train): the model passed "
-                           "every rule, and its accuracy was not measured.")
+    if skipped_note:
+        result.warnings.append("Trusted training was skipped (--no-train): the model passed "
+                               "every rule, and its accuracy was not measured.")
 
 
 def finish(result: Result, info: ModelInfo | None, trained: Trained,
@@ -230,7 +253,8 @@ def _execute(notebook, request: Request, readable: tuple[Path, ...]) -> Executio
     record = request.out_dir / EXECUTED_NAME
     try:
         plan = Plan(work, parameters, runtime, settings.cell_timeout,
-                    settings.notebook_timeout, record, request.exercise.sandbox, readable)
+                    settings.notebook_timeout, record, request.exercise.sandbox, readable,
+                    keep_going=request.keep_going, offline=request.keep_going)
         return execute(notebook, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)

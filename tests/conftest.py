@@ -162,6 +162,13 @@ def run_grade(*args: str | Path, timeout: int = 3600) -> subprocess.CompletedPro
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def start_grade(*args: str | Path) -> subprocess.Popen:
+    """The `grade` command started in the background (communicate() waits for it)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
 @pytest.fixture
 def grade_here(capsys: pytest.CaptureFixture) -> Callable[..., subprocess.CompletedProcess]:
     """The `grade` command run in this process, as its entry point runs it: for the fast tests

@@ -112,7 +112,7 @@ def test_max_minutes_stops_a_training_projected_to_take_longer(small_data: Path,
     result = graded.result
     assert graded.exit_code == 1 and "Traceback" not in graded.stderr
     assert result["status"] == "error" and result["error"]["stage"] == "train"
-    assert "more than the 0.001 minutes allowed by --max-minutes" in result["error"]["message"]
+    assert "more than the 0.001 minutes allowed (by --max-minutes" in result["error"]["message"]
     projection = result["training"]["projection"]
     assert f"{projection['images_per_second']:.1f} images/s" in result["error"]["message"]
     assert result["training"]["history"] == {}

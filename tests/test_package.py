@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 import grader
-from conftest import REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK, leftover_processes
+from conftest import (REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK, leftover_processes,
+                      run_grade)
 
 NOT_SOURCES = {".venv", ".git", "build", "dist", "demo-output", "__pycache__", ".pytest_cache",
                "node_modules"}
@@ -35,14 +36,16 @@ NOT_SOURCES = {".venv", ".git", "build", "dist", "demo-output", "__pycache__", "
 MACHINE_NOTE = re.compile(r"WARNING: Location 'file://\S+' is ignored")
 
 
-def _run(*command: str | Path, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def _run(*command: str | Path, cwd: Path, timeout: int = 900,
+         extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Without this shell's PYTHONPATH and virtual environment, and without
     PYTHONDONTWRITEBYTECODE (set on this machine; setuptools then warns that it skips the
     byte-compiling a normal install does)."""
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
+    env.update({"PYTHONUNBUFFERED": "1", **(extra_env or {})})
     return subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**env, "PYTHONUNBUFFERED": "1"})
+                          timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +73,8 @@ def test_the_wheel_ships_the_grader_and_the_student_notebook_and_never_the_solut
     for needed in ("grader/kernel/inkernel/runtime.py", "grader/kernel/inkernel/prelude.py",
                    "grader/kernel/runtime.toml", "grader/exercises/flowers-cnn/exercise.toml",
                    "grader/exercises/flowers-cnn/flowers-cnn.ipynb",
-                   "reports/templates/report.html.j2", "reports/templates/dashboard.html.j2"):
+                   "reports/templates/report.html.j2", "reports/templates/dashboard.html.j2",
+                   "grader/gradescope/setup.sh", "grader/gradescope/run_autograder"):
         assert needed in names, needed
     notebooks = sorted(name for name in names if name.endswith(".ipynb"))
     assert notebooks == ["grader/exercises/flowers-cnn/flowers-cnn.ipynb"]
@@ -163,4 +167,113 @@ def test_a_dask_worker_installed_from_the_wheel_grades_a_batch(installed: Path,
     assert batch.returncode == 0, (batch.stderr[-2000:], logs.read_text()[-2000:])
     result = json.loads((home / "batch" / "ada" / "result.json").read_text())
     assert result["status"] == "checked", result["error"]
+    assert leftover_processes() == []
+
+
+# Gradescope's results.json fields, from its autograder specification
+# (https://gradescope-autograders.readthedocs.io/en/latest/specs/).
+GRADESCOPE_TOP = {"score", "execution_time", "output", "output_format", "test_output_format",
+                  "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests",
+                  "leaderboard"}
+GRADESCOPE_TEST = {"score", "max_score", "status", "name", "name_format", "number", "output",
+                   "output_format", "tags", "visibility", "extra_data"}
+GRADESCOPE_VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
+
+
+def _gradescope_fields(results: dict) -> None:
+    """results.json as the specification describes it (its example's fields and values)."""
+    assert set(results) <= GRADESCOPE_TOP, set(results) - GRADESCOPE_TOP
+    assert isinstance(results["score"], float) and isinstance(results["execution_time"], int)
+    assert isinstance(results["output"], str) and results["output"]
+    for key in ("visibility", "stdout_visibility"):
+        assert results.get(key, "visible") in GRADESCOPE_VISIBILITY
+    for test in results["tests"]:
+        assert set(test) <= GRADESCOPE_TEST, set(test) - GRADESCOPE_TEST
+        assert isinstance(test["name"], str) and isinstance(test["score"], float)
+        assert 0 <= test["score"] <= test["max_score"]
+        assert test["status"] in ("passed", "failed")
+        assert test.get("visibility", "visible") in GRADESCOPE_VISIBILITY
+    for entry in results.get("leaderboard", []):
+        assert set(entry) <= {"name", "value", "order"} and entry.get("order", "desc") in \
+            ("asc", "desc")
+
+
+@pytest.fixture(scope="module")
+def autograder(wheel, small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`grade autograder`'s zip unpacked into a folder that stands in for /autograder, and
+    setup.sh's install step run there (its apt step finds Python 3.11 and bubblewrap here)."""
+    path, _ = wheel
+    root = tmp_path_factory.mktemp("autograder")
+    root.chmod(0o755)  # the kernel's user reads the shards in source/data
+    built = run_grade("autograder", "--out", root / "autograder.zip", "--data", small_data,
+                      "--profile", "smoke", "--timeout-minutes", "10", "--wheel", path)
+    assert built.returncode == 0, built.stderr[-2000:]
+    assert "autograder.zip" in built.stdout
+    with zipfile.ZipFile(root / "autograder.zip") as archive:
+        names = set(archive.namelist())
+        assert {"setup.sh", "run_autograder", path.name, "autograder.json",
+                "exercise/exercise.toml", "exercise/flowers-cnn.ipynb"} <= names
+        assert not any(archive.read(n) == REFERENCE_NOTEBOOK.read_bytes() for n in names)
+        archive.extractall(root / "source")
+    for script in ("setup.sh", "run_autograder"):  # zipfile does not restore modes
+        (root / "source" / script).chmod(0o755)
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")  # as Gradescope
+    env = {"AUTOGRADER_ROOT": str(root)}
+    setup = _run("bash", root / "source" / "setup.sh", cwd=root, extra_env=env)
+    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
+    assert "nothing to install with apt" in setup.stdout
+    return root
+
+
+def _submit(root: Path, files: dict[str, Path | bytes]) -> dict:
+    """One Gradescope run: a fresh submission/ and results/, then run_autograder."""
+    for folder in ("submission", "results", "grading"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    (root / "submission").mkdir()
+    for name, content in files.items():
+        target = root / "submission" / name
+        if isinstance(content, Path):
+            shutil.copy(content, target)
+        else:
+            target.write_bytes(content)
+    ran = _run(root / "run_autograder", cwd=root,
+               extra_env={"AUTOGRADER_ROOT": str(root)})
+    assert ran.returncode == 0 and "Traceback" not in ran.stdout + ran.stderr, ran.stderr[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    _gradescope_fields(results)
+    return results
+
+
+def _rubric_score(rules_passed: float, accuracy: float | None) -> float:
+    """exercise.toml's rubric: 30 rule points; 60 rising from chance (0.20) to the target
+    (0.75); a 10-point bonus from the target to the stretch (0.80)."""
+    def ramp(low, high):
+        return min(1.0, max(0.0, (accuracy - low) / (high - low)))
+    if accuracy is None:
+        return round(30 * rules_passed, 2)
+    return round(30 * rules_passed + 60 * ramp(0.20, 0.75) + 10 * ramp(0.75, 0.80), 2)
+
+
+def test_the_gradescope_autograder_grades_four_kinds_of_submission(autograder: Path) -> None:
+    reference = _submit(autograder, {"flowers-cnn.ipynb": REFERENCE_NOTEBOOK})
+    student = _submit(autograder, {"flowers-cnn.ipynb": STUDENT_NOTEBOOK,
+                                   "notes.txt": b"my notes"})
+    raises = _submit(autograder, {"mine.ipynb": ROOT / "tests" / "notebooks" /
+                                  "raises_in_cell.ipynb"})
+    nothing = _submit(autograder, {"flowers-cnn.py": b"print('not a notebook')"})
+    for graded in (reference, student):
+        rules = [t for t in graded["tests"] if t["name"].startswith("Rule:")]
+        assert rules and all(t["status"] == "passed" for t in rules)
+        accuracy = graded["leaderboard"][0]["value"]
+        assert graded["score"] == _rubric_score(1.0, accuracy)
+        assert sum(t["score"] for t in graded["tests"]) == pytest.approx(graded["score"])
+        assert "'smoke' profile" in graded["output"]
+    assert reference["score"] - student["score"] == pytest.approx(
+        _rubric_score(1.0, reference["leaderboard"][0]["value"])
+        - _rubric_score(1.0, student["leaderboard"][0]["value"]))
+    assert "1 other file(s) in the submission were not graded" in student["output"]
+    assert raises["score"] == 0.0
+    assert "Cell 3 raised NameError" in raises["output"]
+    assert nothing["score"] == 0.0 and "No Jupyter notebook was submitted" in nothing["output"]
+    assert "flowers-cnn.py" in nothing["output"]
     assert leftover_processes() == []

@@ -35,7 +35,7 @@ def test_a_projection_exceeds_only_a_limit_it_is_over(limit: float | None, over:
 def test_the_too_slow_message_names_the_speed_the_limit_and_what_to_do() -> None:
     message = cost.too_slow_message(_projection(rate=11.04), 30)
     assert "11.0 images/s measured on a CPU, float32" in message
-    assert "more than the 30 minutes allowed by --max-minutes" in message
+    assert "more than the 30 minutes allowed (by --max-minutes" in message
     assert "a GPU" in message and "shorter profile" in message
 
 

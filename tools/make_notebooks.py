@@ -4,6 +4,8 @@ Run from the repository root: `.venv/bin/python tools/make_notebooks.py`. The fi
 are the committed ones, byte for byte (tests/test_unit_fixtures.py regenerates and compares):
 change a notebook here, never by hand.
 """
+import sys
+import tomllib
 from pathlib import Path
 
 import nbformat
@@ -238,6 +240,38 @@ def notebook(title, intro, model_cell, read=READ):
     return stable_ids(nb)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from grader import __version__  # noqa: E402  (the checkout's grader, not an installed one)
+
+EXERCISE = tomllib.loads((ROOT / "exercises" / "flowers-cnn" / "exercise.toml").read_text())
+
+BEFORE_YOU_SUBMIT = """## Before you submit: check your notebook
+
+The course grades this notebook automatically: it runs it top to bottom, checks your model against
+the exercise's rules, and retrains it from scratch. `grade check` tells you in a minute whether
+it will be graded at all, and what to fix. Install the grader your course publishes (its wheel,
+or its git repository), then check the saved notebook:
+
+```sh
+pip install flowers_grader-{version}-py3-none-any.whl    # or: pip install "git+URL-OF-THE-COURSE-REPOSITORY"
+grade check flowers-cnn.ipynb --data DIR                 # DIR: the flower shards (grade data fetch --out DIR)
+```
+
+In Colab, save the notebook to Drive (File → Save a copy in Drive), then in a new cell:
+
+```python
+from google.colab import drive; drive.mount('/content/drive')
+!pip install -q "git+URL-OF-THE-COURSE-REPOSITORY"
+!grade check "/content/drive/MyDrive/Colab Notebooks/flowers-cnn.ipynb"
+```
+
+Without `--data` the cells that read the photos cannot run, and the check says so; the model is
+checked all the same. The check trains nothing: your accuracy comes from the grader's training.
+This notebook was published for grader {version}, exercise version {exercise_version}: the check
+warns when yours differs.""".format(version=__version__,
+                                    exercise_version=EXERCISE["exercise"]["version"])
+
 student = notebook(
     "Flower classifier from scratch (Keras, TPU-ready)",
     "Build a **convolutional neural network from scratch** that recognizes five kinds of flowers: "
@@ -245,12 +279,17 @@ student = notebook(
     "your model must beat that without any pretrained weights. Work through the cells top to bottom; "
     "the cell marked **WORK REQUIRED** is yours to write.",
     STUDENT_MODEL)
+student.cells.append(md(BEFORE_YOU_SUBMIT))
+# what `grade check` compares with its own versions (grader/check.py)
+student.metadata["flowers_grader"] = {"exercise": EXERCISE["exercise"]["id"],
+                                      "exercise_version": EXERCISE["exercise"]["version"],
+                                      "grader_version": __version__}
+stable_ids(student)
 reference = notebook(
     "Flower classifier from scratch — reference solution",
     "The course's solution to the exercise. `grade reference` grades it; if it does not pass, the "
     "exercise or the grader is broken.",
     REFERENCE_MODEL, read=READ_REFERENCE)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def notebooks():

@@ -85,18 +85,18 @@ def discover(submissions: Path, staging: Path, exclude: Path | None = None,
     for entry in _entries(root, exclude):
         if entry.is_dir():
             raw = names.get(entry.name, entry.name)
-            files[raw] += [(p, p.relative_to(root).as_posix()) for p in _walk(entry, exclude)]
+            files[raw] += [(p, p.relative_to(root).as_posix()) for p in walk(entry, exclude)]
         else:
             match = CANVAS.match(entry.name)
             files[match["id"] if match else entry.stem].append((entry, entry.name))
     found, taken = [], set()
     for raw in sorted(files, key=str.lower):
-        found.append(_choose(_unique(raw, taken), files[raw], notebook_name,
+        found.append(choose(_unique(raw, taken), files[raw], notebook_name,
                              raw_name=raw))
     return Found(found, notes)
 
 
-def _choose(student: str, files: list[tuple[Path, str]], notebook_name: str,
+def choose(student: str, files: list[tuple[Path, str]], notebook_name: str,
             raw_name: str) -> Submission:
     notebooks = [(p, rel) for p, rel in files if p.suffix.lower() == ".ipynb"]
     others = tuple(sorted(rel for p, rel in files if p.suffix.lower() != ".ipynb"))
@@ -155,12 +155,12 @@ def _entries(root: Path, exclude: Path | None) -> list[Path]:
                   and p.name != "submission_metadata.yml")
 
 
-def _walk(folder: Path, exclude: Path | None) -> list[Path]:
+def walk(folder: Path, exclude: Path | None = None) -> list[Path]:
     found = []
     for path in sorted(folder.iterdir()):
         if _hidden(path) or _excluded(path, exclude) or path.is_symlink():
             continue
-        found += _walk(path, exclude) if path.is_dir() else [path]
+        found += walk(path, exclude) if path.is_dir() else [path]
     return found
 
 

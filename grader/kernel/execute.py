@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MODEL_MIME = "application/vnd.flowers-grader.model+json"
 GRADER_TAG = "flowers-grader"       # tags the cells the grader adds
 TRACEBACK_LINES = 12                 # lines of a student traceback kept in the result
+CLOSED_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens there
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Plan:
     record: Path | None = None     # where to save the executed notebook, failures marked
     limits: Limits | None = None   # resource limits and sandbox policy (None: none)
     readable: tuple[Path, ...] = ()  # folders the kernel may read (the shards)
+    keep_going: bool = False       # run every cell even after one fails (grade check)
+    offline: bool = False          # no network even unboxed, as far as proxies reach (grade check)
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Execution:
     payload: dict[str, Any]                 # the extraction cell's output (untrusted)
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    # with keep_going: each student cell that failed, as grading would have said it
+    failed: list[GradingError] = field(default_factory=list)
 
 
 def _grader_cell(text: str, role: str) -> NotebookNode:
@@ -223,14 +228,14 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
             open(Path(private) / "kernel.log", "w+b") as kernel_log:
         km = launch_kernel(plan.work_dir, Path(private), plan)
         client = _client_class()(prepared, km=km, timeout_func=timeout_for,
-                                 allow_errors=False, startup_timeout=120,
+                                 allow_errors=plan.keep_going, startup_timeout=120,
                                  on_cell_start=on_cell_start,
                                  resources={"metadata": {"path": str(plan.work_dir)}})
         client.output_cap = plan.limits.output_bytes_per_cell if plan.limits else 0
         limit = (lambda: sandbox.set_limits(plan.limits)) if plan.limits else None
         try:
             # The kernel's own stdout/stderr (not the cells' output) go to a private log.
-            client.execute(env=kernel_env(plan.work_dir), stdout=kernel_log, stderr=kernel_log,
+            client.execute(env=_environment(plan), stdout=kernel_log, stderr=kernel_log,
                            preexec_fn=limit)
         except Exception as exc:  # nbclient's errors, and anything the kernel provoked
             raise _execution_error(exc, numbers, current["index"], deadline,
@@ -240,7 +245,46 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
             _shutdown(km)
             _record(prepared, plan.record)
     seconds = time.monotonic() - started
-    return Execution(prepared, numbers, _payload(prepared.cells[-1]), seconds, warnings)
+    failed = _failed_cells(prepared, numbers, deadline, notebook) if plan.keep_going else []
+    try:
+        payload = _payload(prepared.cells[-1])
+    except GradingError:
+        if failed:  # no model because a cell failed: that cell is the reason, as in grading
+            raise failed[0] from None
+        raise
+    return Execution(prepared, numbers, payload, seconds, warnings, failed)
+
+
+def _failed_cells(prepared: NotebookNode, numbers: list[int | None], deadline: float,
+                  notebook: NotebookNode) -> list[GradingError]:
+    """The student cells that raised when the notebook ran on past errors, each as the
+    error grading would have stopped with."""
+    from nbclient.exceptions import CellExecutionError
+
+    failed = []
+    for index, cell in enumerate(prepared.cells):
+        error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"),
+                     None)
+        if error is None or numbers[index] is None:
+            continue
+        exc = CellExecutionError("\n".join(error.get("traceback", [])), error.get("ename", ""),
+                                 error.get("evalue", ""))
+        failed.append(_execution_error(exc, numbers, index, deadline, notebook=notebook))
+    return failed
+
+
+def _environment(plan: Plan) -> dict[str, str]:
+    """The kernel's environment. An offline plan that runs without the box (grade check on a
+    student's machine) points HTTP(S) at a closed local port: most libraries (urllib,
+    requests, tensorflow_hub, keras' get_file) then fail as they do in the grader's box, where
+    there is no network, instead of downloading what grading will not have."""
+    env = kernel_env(plan.work_dir)
+    boxed = plan.limits is not None and sandbox.isolation(plan.limits) == sandbox.ISOLATED
+    if plan.offline and not boxed:
+        env.update({name: CLOSED_PROXY for name in ("http_proxy", "https_proxy", "all_proxy",
+                                                    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")})
+        env.update({"no_proxy": "", "NO_PROXY": ""})
+    return env
 
 
 def _record(notebook: NotebookNode, path: Path | None) -> None:
