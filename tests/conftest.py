@@ -195,21 +195,42 @@ def grade_notebook(notebook: Path, data: Path, out: Path, *extra: str) -> Graded
     return Graded(run_grade("notebook", notebook, "--data", data, "--out", out, *extra), out)
 
 
+def grade_concurrently(jobs: dict[str, tuple[Path, list[str | Path]]],
+                       at_once: int = 2) -> dict[str, Graded]:
+    """`grade` commands run ``at_once`` at a time: name → (its --out folder, its arguments).
+    A single grading's kernel keeps about one core busy, so two share the two cores."""
+    pending, running, done = list(jobs.items()), [], {}
+    while pending or running:
+        while pending and len(running) < at_once:
+            name, (out, args) = pending.pop(0)
+            running.append((name, out, start_grade(*args)))
+        name, out, process = running.pop(0)
+        stdout, stderr = process.communicate(timeout=3600)
+        done[name] = Graded(subprocess.CompletedProcess(process.args, process.returncode,
+                                                        stdout, stderr), out)
+    return done
+
+
+def write_notebook(path: Path, cells: list[str],
+                   tags: dict[int, list[str]] | None = None) -> Path:
+    """Write a notebook made of the given code cells (``tags``: cell index → its tags)."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    for index, cell_tags in (tags or {}).items():
+        notebook.cells[index].metadata["tags"] = cell_tags
+    nbformat.write(notebook, str(path))
+    return path
+
+
 @pytest.fixture
 def make_notebook(tmp_path: Path) -> Callable[..., Path]:
     """Write a notebook made of the given code cells; returns its path."""
 
     def make(cells: list[str], name: str = "submission.ipynb",
              tags: dict[int, list[str]] | None = None) -> Path:
-        notebook = nbformat.v4.new_notebook()
-        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                           "language": "python"}
-        notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-        for index, cell_tags in (tags or {}).items():
-            notebook.cells[index].metadata["tags"] = cell_tags
-        path = tmp_path / name
-        nbformat.write(notebook, str(path))
-        return path
+        return write_notebook(tmp_path / name, cells, tags)
 
     return make
 
