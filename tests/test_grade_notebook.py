@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nbformat
 import pytest
 from markupsafe import escape
 
@@ -41,6 +42,9 @@ def graded(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                        ["--no-train"]),
         # 0.001 minutes: whatever this machine's speed, the projection is over the limit.
         "max_minutes": (STUDENT_NOTEBOOK, ["--profile", "smoke", "--max-minutes", "0.001"]),
+        # Colab's nbformat 4.0 file: nbformat would warn (cell ids) on the way
+        "nbformat_4_0": (NOTEBOOKS / "real-world" / "colab_nbformat_4_0_no_cell_ids.ipynb",
+                         ["--no-train"]),
     }
     return grade_concurrently({
         name: (work / name, ["notebook", notebook, "--data", small_data, "--out", work / name,
@@ -132,3 +136,11 @@ def test_max_minutes_stops_a_training_projected_to_take_longer(graded) -> None:
     projection = result["training"]["projection"]
     assert f"{projection['images_per_second']:.1f} images/s" in result["error"]["message"]
     assert result["training"]["history"] == {}
+
+
+def test_a_4_0_notebook_is_graded_without_a_library_log_line(graded) -> None:
+    old = graded["nbformat_4_0"]
+    assert old.exit_code == 0 and old.result["status"] == "checked", old.stderr[-3000:]
+    assert old.stderr.splitlines() == [line for line in old.stderr.splitlines()
+                                       if line.startswith("grading ")], old.stderr
+    nbformat.validate(nbformat.read(old.out / "executed.ipynb", 4))
