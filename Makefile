@@ -34,7 +34,8 @@ test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not kernel and not training"
 
 # The full calibrated run on the real photos, whatever this host's projected time.
-# The real-world corpus alone (tests/notebooks/real-world/; make test runs it too): 17 kernels.
+# The real-world corpus alone (tests/notebooks/real-world/; make test runs it too): its 17
+# notebooks and the student notebook, graded in the sandbox and checked (grade check) without it.
 test-real-world: install
 	$(VENV)/bin/pytest tests/test_real_world.py
 
