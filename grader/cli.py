@@ -14,30 +14,13 @@ from typing import Any
 import click
 
 from grader.cli_data import data
-from grader.cli_options import DIR, EXISTING_DIR, exercise_option
+from grader.cli_course import autograder, check
+from grader.cli_options import (DIR, EXISTING_DIR, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_USAGE,
+                                execution_options, exercise_option, load)
 from grader.errors import GradingError
 from grader.exercise import DEFAULT_PROFILE
 from grader.lazy import quiet_libraries
 from grader.result import Result
-
-EXIT_PASSED, EXIT_NOT_PASSED, EXIT_USAGE = 0, 1, 2
-
-
-def _load(exercise: str, profile: str, cell_timeout: int | None = None,
-          notebook_timeout: int | None = None, require_sandbox: bool = False):
-    """The exercise and profile, with the command line's time limits and sandbox policy."""
-    from dataclasses import replace
-
-    from grader.exercise import load_exercise
-    loaded = load_exercise(exercise)
-    execution = loaded.execution
-    loaded = replace(loaded, execution=replace(
-        execution, cell_timeout=cell_timeout or execution.cell_timeout,
-        notebook_timeout=notebook_timeout or execution.notebook_timeout))
-    if require_sandbox:
-        loaded = replace(loaded, sandbox=replace(loaded.sandbox, require=True))
-    return loaded, loaded.profile(profile)
-
 
 def _summary(result: Result, out_dir: Path) -> int:
     """Print the verdict and where to read more; return the exit code."""
@@ -85,7 +68,7 @@ def _grade(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
            **execution: Any) -> int:
     from grader.pipeline import Request, grade
 
-    loaded, chosen = _load(exercise, profile, **execution)
+    loaded, chosen = load(exercise, profile, **execution)
     request = Request(notebook, data, out, loaded, chosen, test_data, precision,
                       mirror=_mirror(mirror), deterministic=deterministic, cache=cache,
                       train=not no_train, max_minutes=max_minutes)
@@ -116,22 +99,9 @@ _mirror_option = click.option(
     help="Serve the notebook's reads under a gs:// PREFIX from local DIR (repeatable).")
 
 
-def _execution_options(command):
-    """Time limits and the sandbox policy: every command that runs a student's kernel."""
-    for option in reversed([
-        click.option("--cell-timeout", type=click.IntRange(min=1), metavar="SECONDS",
-                     help="Per-cell time limit in the kernel [default: exercise file]."),
-        click.option("--notebook-timeout", type=click.IntRange(min=1), metavar="SECONDS",
-                     help="Whole-notebook time limit [default: exercise file]."),
-        click.option("--require-sandbox", is_flag=True,
-                     help="Fail instead of grading when bubblewrap cannot box the kernel.")]):
-        command = option(command)
-    return command
-
-
 def _grading_options(command):
     """The options `notebook` and `reference` share, in the order --help lists them."""
-    command = _execution_options(command)
+    command = execution_options(command)
     for option in reversed([
         click.option("--data", required=True, type=EXISTING_DIR,
                      help="Folder of flower shards."),
@@ -164,7 +134,7 @@ def notebook(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
 def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Path | None,
               precision: str, mirror: tuple[str, ...], **execution: Any) -> None:
     """Grade the exercise's reference solution (CI: it must pass)."""
-    loaded, _ = _load(exercise, profile)
+    loaded, _ = load(exercise, profile)
     sys.exit(_grade(loaded.reference_notebook(), data, out, exercise, profile, test_data,
                     precision, mirror, **execution))
 
@@ -188,7 +158,7 @@ def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Pat
               "On a cluster, a folder every worker sees at the same path.")
 @_training_options[0]
 @_training_options[1]
-@_execution_options
+@execution_options
 def batch(submissions: Path, data: Path, out: Path, workers: int | None, scheduler: str | None,
           exercise: str, profile: str, test_data: Path | None, precision: str,
           deterministic: bool | None, mirror: tuple[str, ...], cache: Path | None,
@@ -198,7 +168,7 @@ def batch(submissions: Path, data: Path, out: Path, workers: int | None, schedul
     from grader.batch import driver as batches
     from grader.batch.progress import Progress
 
-    loaded, chosen = _load(exercise, profile, **execution)
+    loaded, chosen = load(exercise, profile, **execution)
     job = batches.Batch(submissions, data, out, loaded, chosen, test_data, precision,
                         _mirror(mirror), workers or batches.default_workers(), scheduler, cache,
                         deterministic, train=not no_train, max_minutes=max_minutes)
@@ -220,74 +190,6 @@ def demo(out: Path, exercise: str) -> None:
     from grader.demo import run_demo
 
     sys.exit(run_demo(out, exercise, echo=click.echo))
-
-
-@cli.command()
-@click.argument("notebooks", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--data", type=EXISTING_DIR,
-              help="The flower shards, to run the cells that read them as the grader will "
-                   "(without them, those cells are listed as not run).")
-@click.option("--out", type=DIR, help="Also write result.json and report.html here (a "
-              "sub-folder per notebook when there are several).")
-@exercise_option
-@_execution_options
-def check(notebooks: tuple[Path, ...], data: Path | None, out: Path | None, exercise: str,
-          **execution: Any) -> None:
-    """Check NOTEBOOK before you submit it: run it as the grader will, check every rule,
-    train nothing, and say whether it will be graded and what to fix."""
-    from grader import check as checking
-
-    loaded, _ = _load(exercise, DEFAULT_PROFILE, **execution)
-    ready = True
-    for notebook in notebooks:
-        click.echo(f"checking {notebook} ...", err=True)
-        folder = out / notebook.stem if out and len(notebooks) > 1 else out
-        result = checking.run(notebook, data, loaded, folder)
-        verdict = checking.verdict(result, loaded, data is not None,
-                                   checking.stamp_of(notebook))
-        click.echo(f"{notebook}:")
-        for line in verdict.lines:
-            click.echo(f"  {line}")
-        ready = ready and verdict.ready
-    sys.exit(EXIT_PASSED if ready else EXIT_NOT_PASSED)
-
-
-@cli.command()
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The zip to write, e.g. autograder.zip.")
-@click.option("--data", required=True, type=EXISTING_DIR,
-              help="Shards the notebooks read and the training uses (put in the zip).")
-@exercise_option
-@click.option("--profile", default="short", show_default=True,
-              help="Training profile for the instant feedback; it must fit --timeout-minutes.")
-@click.option("--no-train", is_flag=True,
-              help="Rules only: run the notebook and check the model, train nothing.")
-@click.option("--timeout-minutes", type=click.FloatRange(min=5, max=40), default=40,
-              show_default=True, help="The assignment's autograder timeout on Gradescope.")
-@click.option("--memory-gb", type=click.FloatRange(min=0.5), default=6.0, show_default=True,
-              help="The container memory chosen on Gradescope (half goes to the kernel).")
-@click.option("--visibility", type=click.Choice(["visible", "hidden", "after_due_date",
-                                                 "after_published"]),
-              default="visible", show_default=True,
-              help="When students see the score and the tests.")
-@click.option("--wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The grader's wheel [default: built from this checkout].")
-def autograder(out: Path, data: Path, exercise: str, profile: str, no_train: bool,
-               timeout_minutes: float, memory_gb: float, visibility: str,
-               wheel: Path | None) -> None:
-    """Write a Gradescope autograder zip (setup.sh, run_autograder, the grader, the exercise
-    and the shards) giving instant feedback on submit (docs/gradescope.md)."""
-    from grader import __version__
-    from grader.autograder import Settings, build
-
-    loaded, chosen = _load(exercise, profile)
-    settings = Settings(loaded.id, None if no_train else chosen.name, timeout_minutes,
-                        memory_gb, visibility, __version__)
-    path = build(out, loaded.folder, data, settings, wheel)
-    what = "rules only" if no_train else f"profile {chosen.name}"
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB; {what}, "
-               f"{timeout_minutes:g} min, {memory_gb:g} GB): upload it as the assignment's "
-               f"autograder (Configure Autograder → Zip file upload).")
 
 
 @cli.command()
@@ -325,6 +227,8 @@ def runtime_command() -> None:
 
 
 cli.add_command(data)
+cli.add_command(check)
+cli.add_command(autograder)
 
 
 def main() -> None:

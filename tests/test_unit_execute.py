@@ -14,7 +14,8 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.kernel.crash import crashed_thread, log_tail
-from grader.kernel.execute import GRADER_TAG, TRACEBACK_LINES, _execution_error, prepare
+from grader.kernel.execute import GRADER_TAG, prepare
+from grader.kernel.failures import TRACEBACK_LINES, execution_error as _execution_error
 from grader.kernel.inkernel import source
 
 PARAMETERS = {"GCS_PATTERN": "/data/shards/*.tfrec", "EPOCHS": 1}

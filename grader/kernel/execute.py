@@ -11,7 +11,6 @@ import copy
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
 import time
@@ -24,18 +23,15 @@ from nbformat import NotebookNode
 
 from grader import cost
 from grader.errors import GradingError
-from grader.kernel import causes, crash, sandbox
+from grader.kernel import crash, failures, sandbox
 from grader.kernel.inkernel import source
 from grader.kernel.sandbox import Limits
-from grader.kernel.static import escapes
 
 log = logging.getLogger(__name__)
 
 MODEL_MIME = "application/vnd.flowers-grader.model+json"
 GRADER_TAG = "flowers-grader"       # tags the cells the grader adds
-TRACEBACK_LINES = 12                 # lines of a student traceback kept in the result
 CLOSED_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens there
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 @dataclass(frozen=True)
 class Plan:
@@ -238,14 +234,14 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
             client.execute(env=_environment(plan), stdout=kernel_log, stderr=kernel_log,
                            preexec_fn=limit)
         except Exception as exc:  # nbclient's errors, and anything the kernel provoked
-            raise _execution_error(exc, numbers, current["index"], deadline,
+            raise failures.execution_error(exc, numbers, current["index"], deadline,
                                    crash.log_tail(kernel_log), km, plan.limits,
                                    notebook) from None
         finally:
             _shutdown(km)
             _record(prepared, plan.record)
     seconds = time.monotonic() - started
-    failed = _failed_cells(prepared, numbers, deadline, notebook) if plan.keep_going else []
+    failed = failures.failed_cells(prepared, numbers, deadline, notebook) if plan.keep_going else []
     try:
         payload = _payload(prepared.cells[-1])
     except GradingError:
@@ -253,24 +249,6 @@ def execute(notebook: NotebookNode, plan: Plan) -> Execution:
             raise failed[0] from None
         raise
     return Execution(prepared, numbers, payload, seconds, warnings, failed)
-
-
-def _failed_cells(prepared: NotebookNode, numbers: list[int | None], deadline: float,
-                  notebook: NotebookNode) -> list[GradingError]:
-    """The student cells that raised when the notebook ran on past errors, each as the
-    error grading would have stopped with."""
-    from nbclient.exceptions import CellExecutionError
-
-    failed = []
-    for index, cell in enumerate(prepared.cells):
-        error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"),
-                     None)
-        if error is None or numbers[index] is None:
-            continue
-        exc = CellExecutionError("\n".join(error.get("traceback", [])), error.get("ename", ""),
-                                 error.get("evalue", ""))
-        failed.append(_execution_error(exc, numbers, index, deadline, notebook=notebook))
-    return failed
 
 
 def _environment(plan: Plan) -> dict[str, str]:
@@ -306,37 +284,6 @@ def _shutdown(km) -> None:
             run_sync(km.shutdown_kernel)(now=True)
     except Exception as exc:  # a kernel that is already gone is fine
         log.debug("kernel shutdown: %s", exc)
-
-
-def _execution_error(exc: Exception, numbers: list[int | None], index: int,
-                     deadline: float, kernel_log: str = "", km=None, limits: Limits | None = None,
-                     notebook: NotebookNode | None = None) -> GradingError:
-    """Turn what nbclient raised into a message naming the student's cell and what to do."""
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
-    number = numbers[index] if 0 <= index < len(numbers) else None
-    where = f"Cell {number}" if number else "A cell the grader added"
-    if isinstance(exc, CellTimeoutError):
-        limit = "whole-notebook" if time.monotonic() >= deadline - 1 else "per-cell"
-        return GradingError("execute", f"{where} did not finish in time (the {limit} time limit "
-                            f"was reached). Make sure no cell waits for input or loops forever, "
-                            f"and keep your own training short.", cell=number, cause="timeout")
-    if isinstance(exc, DeadKernelError):
-        ending = crash.ended_by(km)
-        how = f" ({ending.describe(limits)})" if ending else ""
-        return GradingError("execute", f"The kernel died while running {where.lower()}{how}. "
-                            f"Run the notebook top to bottom yourself and fix that cell; if it "
-                            f"runs on Colab, show this message to your instructor.", cell=number,
-                            traceback=kernel_log or None, cause="kernel_died",
-                            signal=ending.signal if ending else None)
-    if isinstance(exc, CellExecutionError):
-        trace = "\n".join(ANSI.sub("", exc.traceback).strip().splitlines()[-TRACEBACK_LINES:])
-        value = ANSI.sub("", str(exc.evalue)).strip()
-        cause, advice = causes.for_cell(exc.ename, value, escapes(notebook) if notebook else [])
-        return GradingError("execute", f"{where} raised {exc.ename}: {value} — {advice}",
-                            cell=number, traceback=trace, cause=cause)
-    return GradingError("execute", f"The notebook could not be run ({type(exc).__name__}: "
-                        f"{exc}) while at {where.lower()}.", cell=number, cause="internal")
 
 
 def _payload(cell: NotebookNode) -> dict[str, Any]:
