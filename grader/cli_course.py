@@ -11,6 +11,7 @@ import click
 
 from grader.cli_options import (DIR, EXISTING_DIR, EXIT_NOT_PASSED, EXIT_PASSED,
                                 execution_options, exercise_option, load)
+from grader.autograder import VISIBILITY, Settings, build
 from grader.exercise import DEFAULT_PROFILE
 
 
@@ -58,9 +59,8 @@ def check(notebooks: tuple[Path, ...], data: Path | None, out: Path | None, exer
               show_default=True, help="The assignment's autograder timeout on Gradescope.")
 @click.option("--memory-gb", type=click.FloatRange(min=0.5), default=6.0, show_default=True,
               help="The container memory chosen on Gradescope (half goes to the kernel).")
-@click.option("--visibility", type=click.Choice(["visible", "hidden", "after_due_date",
-                                                 "after_published"]),
-              default="visible", show_default=True,
+@click.option("--visibility", type=click.Choice(VISIBILITY), default="visible",
+              show_default=True,
               help="When students see the score and the tests.")
 @click.option("--wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The grader's wheel [default: built from this checkout].")
@@ -70,7 +70,6 @@ def autograder(out: Path, data: Path, exercise: str, profile: str, no_train: boo
     """Write a Gradescope autograder zip (setup.sh, run_autograder, the grader, the exercise
     and the shards) giving instant feedback on submit (docs/gradescope.md)."""
     from grader import __version__
-    from grader.autograder import Settings, build
 
     loaded, chosen = load(exercise, profile)
     settings = Settings(loaded.id, None if no_train else chosen.name, timeout_minutes,
