@@ -18,7 +18,7 @@ from grader.exercise import Profile
 from grader.lazy import keras as keras_module, tensorflow
 from grader.training.batchnorm import (BN_BATCHES, BN_EPOCH_BATCHES, batch_norm_forward,
                                        recalibrate_batch_norm)
-from grader.training.data import Split
+from grader.training.data import PARALLEL_CALLS, Split, fixed
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def make_dataset(split: Split, classes: int, profile: Profile, training: bool):
     """uint8 arrays → batches of float [0, 1] images and one-hot labels, as the codelab feeds."""
     tf = tensorflow()
 
-    dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+    dataset = fixed(tf.data.Dataset.from_tensor_slices((split.images, split.labels)))
     if training:
         dataset = dataset.shuffle(len(split.labels), seed=profile.seed,
                                   reshuffle_each_iteration=True)
@@ -90,7 +90,7 @@ def make_dataset(split: Split, classes: int, profile: Profile, training: bool):
             images = _augment(images, profile.seed)
         return images, tf.one_hot(labels, classes)
 
-    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return dataset.map(prepare, num_parallel_calls=PARALLEL_CALLS).prefetch(2)
 
 
 def learning_rate(profile: Profile, steps_per_epoch: int):
