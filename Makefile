@@ -26,11 +26,11 @@ install: system-deps $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/grade demo --out $(DEMO_OUT)
 
-# Two pytest-xdist workers, whole files each, in the order tests/conftest.py gives (the slowest
-# first; xdist would start with the files of most tests): a kernel's start-up and a notebook's
-# cells keep one core busy, so two files at a time use both cores of this machine kind.
+# Two workers, whole files each, the slowest first (tests/conftest.py): a kernel's start-up and a
+# notebook's cells keep one core busy, so two files at a time use the two cores of this machine
+# kind; trainings then share them.
 test: install
-	$(VENV)/bin/pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 # The fast layer: no kernel, no training (seconds). What a developer runs all the time.
 test-fast: $(STAMP)

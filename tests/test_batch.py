@@ -24,9 +24,7 @@ import pytest
 from conftest import (NOTEBOOKS, REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK,
                       leftover_processes, run_grade)
 
-# The hanging notebook's cell is stopped after this; the others' cells (the reference's training
-# step among them) must fit in it while make test's other worker shares the two cores.
-CELL_TIMEOUT = "60"
+CELL_TIMEOUT = "25"   # the hanging notebook's cell is stopped after this
 
 
 def _notebook(path: Path, *cells: str) -> Path:

@@ -21,9 +21,7 @@ import pytest
 
 from conftest import ROOT, leftover_processes, run_grade
 
-# The loops are stopped after this. A kernel's `import keras` alone takes 10 s of one core on the
-# AVX2-only host, and make test's two workers can halve its share of the cores.
-CELL_TIMEOUT = "45"
+CELL_TIMEOUT = "20"
 VALID_MODEL = ("import keras\nmodel = keras.Sequential([keras.Input((192, 192, 3)),\n"
                "    keras.layers.Conv2D(16, 3, strides=2, activation='relu'),\n"
                "    keras.layers.MaxPooling2D(2), keras.layers.Conv2D(32, 3, activation='relu'),\n"
