@@ -26,11 +26,8 @@ install: system-deps $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/grade demo --out $(DEMO_OUT)
 
-# Two workers, whole files each, the slowest first (tests/conftest.py): a kernel's start-up and a
-# notebook's cells keep one core busy, so two files at a time use the two cores of this machine
-# kind; trainings then share them.
 test: install
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	$(VENV)/bin/pytest
 
 # The fast layer: no kernel, no training (seconds). What a developer runs all the time.
 test-fast: $(STAMP)

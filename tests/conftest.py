@@ -49,23 +49,13 @@ SLOW_HOST_IMAGES_PER_SECOND = 11.0
 REFERENCE_SIZED = 100_000   # parameters: models priced like the reference (294k)
 
 
-# The slowest files first (measured on the AVX2-only host), so that `make test`'s two workers
-# (pytest-xdist, whole files each: --dist loadfile) end together instead of one waiting on the
-# other's last long file. The files not named are quick and come after, in their own order.
-SLOWEST_FIRST = ("test_real_world.py", "test_batch.py", "test_calibration.py",
-                 "test_acceptance.py", "test_package.py", "test_runtime_emulation.py",
-                 "test_sandbox.py", "test_rules.py", "test_grade_notebook.py", "test_reports.py")
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    """Every grader process the suite starts appends to a ledger (grader.cost.record), one
-    folder for the whole run: the controller empties it, the workers write into it."""
+    """Every grader process the suite starts appends to a ledger (grader.cost.record)."""
     folder = Path(os.environ.get("FLOWERS_TEST_LEDGER_DIR") or
                   Path(config.rootpath) / "build" / "test-ledger")
     folder.mkdir(parents=True, exist_ok=True)
-    if not hasattr(config, "workerinput"):
-        for stale in [*folder.glob("*.jsonl"), *folder.glob("*.lines")]:
-            stale.unlink()
+    for stale in folder.glob("*.jsonl"):
+        stale.unlink()
     config.stash[LEDGER_DIR] = folder
     os.environ[cost.LEDGER_VARIABLE] = str(folder / "session.jsonl")
 
@@ -77,8 +67,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         for name in FILE_MARKERS.get(item.path.name, ()):
             item.add_marker(name)
-    rank = {name: index for index, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
 
 
 def _entries(path: Path) -> list[dict]:
@@ -132,19 +120,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
               f"{seen:,} images, {seconds:.0f} s ({seconds / seen:.3f} s per image, "
               f"set-up and validation included)")
     write(_slow_host_projection(trainings))
-    for line in report_lines(config):
+    for line in config.stash.get(CALIBRATION_LINES, []):
         write(line)
 
 
-def report_line(config: pytest.Config, line: str) -> None:
-    """A line for the end-of-run account, from whichever worker runs the test."""
-    with open(config.stash[LEDGER_DIR] / "account.lines", "a") as lines:
-        lines.write(line + "\n")
-
-
-def report_lines(config: pytest.Config) -> list[str]:
-    path = config.stash[LEDGER_DIR] / "account.lines"
-    return path.read_text().splitlines() if path.exists() else []
+CALIBRATION_LINES = pytest.StashKey[list[str]]()
 
 
 def _slow_host_projection(trainings: list[dict]) -> str:
@@ -285,43 +265,25 @@ def student_smoke(small_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
                             "--profile", "smoke", "--test-data", small_data), out)
 
 
-def _field(status: str, name: str) -> str:
-    return next((line.split()[1] for line in status.splitlines()
-                 if line.startswith(f"{name}:")), "")
-
-
 def _running_grader_processes() -> list[str]:
     """Kernels, sandboxes and task processes still running, and any process of a kernel's
-    user (uids from 200000, grader/kernel/sandbox.py); zombies excluded. Under pytest-xdist
-    (make test runs two workers) those of the other worker are its business: a process counts
-    if it descends from this worker, or from no worker at all (orphaned)."""
-    found, parents = {}, {}
+    user (uids from 200000, grader/kernel/sandbox.py); zombies excluded."""
+    alive = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             status = (proc / "status").read_text()
             command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        pid = int(proc.name)
-        parents[pid] = int(_field(status, "PPid") or 0)
         if "State:\tZ" in status:
             continue
-        uid = _field(status, "Uid")
+        uid = next((line.split()[1] for line in status.splitlines() if line.startswith("Uid:")),
+                   "")
         program = Path(command.split(" ", 1)[0]).name
         if uid.isdigit() and int(uid) >= 200_000 or program == "bwrap" or any(
                 k in command for k in ("ipykernel_launcher", "grader.batch.tasks")):
-            found[pid] = f"{pid} uid={uid}: {command[:100]}"
-    # xdist's workers are the children of its controller
-    controller = os.getppid() if os.environ.get("PYTEST_XDIST_WORKER") else None
-
-    def ours(pid: int) -> bool:
-        while pid > 1 and pid != os.getpid():
-            if pid == controller:
-                return False
-            pid = parents.get(pid, 0)
-        return True
-
-    return [line for pid, line in found.items() if ours(pid)]
+            alive.append(f"{proc.name} uid={uid}: {command[:100]}")
+    return alive
 
 
 def leftover_processes(seconds: float = 30) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_PHOTOS, Graded, report_line, run_grade
+from conftest import CALIBRATION_LINES, SHARED_PHOTOS, Graded, run_grade
 from grader import cost
 from grader.cost import duration
 from grader.exercise import load_exercise
@@ -62,31 +62,27 @@ def test_reference_earns_the_target_on_real_photos(real_data: Path, tmp_path: Pa
                                                    request: pytest.FixtureRequest) -> None:
     forced = os.environ.get(FORCE, "")
     assert forced in ("", "full", "short"), f"{FORCE} must be full or short, not {forced!r}"
-    lines: list[str] = []  # for the end-of-run account too, even when the check fails
-    try:
-        if forced == "full":
-            lines.append(f"calibration: forced full by {FORCE}")
+    lines = request.config.stash.setdefault(CALIBRATION_LINES, [])
+    if forced == "full":
+        lines.append(f"calibration: forced full by {FORCE}")
+        _full(real_data, tmp_path / "full", lines)
+    else:
+        short = _short(real_data, tmp_path / "short", lines)
+        photos = sum(1 for path in SHARED_PHOTOS.rglob("*") if path.is_file()
+                     and path.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        projection = _full_projection(short, photos)
+        fits = projection.projected_seconds <= FULL_BUDGET_MINUTES * 60 and not forced
+        lines.append(f"calibration: the full run is projected at "
+                     f"{duration(projection.projected_seconds)} here "
+                     f"({projection.images_per_second:.1f} images/s on {projection.host}, "
+                     f"measured by the short check); budget {FULL_BUDGET_MINUTES:g} min"
+                     + (f", forced short by {FORCE}" if forced else ""))
+        if fits:
             _full(real_data, tmp_path / "full", lines)
         else:
-            short = _short(real_data, tmp_path / "short", lines)
-            photos = sum(1 for path in SHARED_PHOTOS.rglob("*") if path.is_file()
-                         and path.suffix.lower() in (".jpg", ".jpeg", ".png"))
-            projection = _full_projection(short, photos)
-            fits = projection.projected_seconds <= FULL_BUDGET_MINUTES * 60 and not forced
-            lines.append(f"calibration: the full run is projected at "
-                         f"{duration(projection.projected_seconds)} here "
-                         f"({projection.images_per_second:.1f} images/s on {projection.host}, "
-                         f"measured by the short check); budget {FULL_BUDGET_MINUTES:g} min"
-                         + (f", forced short by {FORCE}" if forced else ""))
-            if fits:
-                _full(real_data, tmp_path / "full", lines)
-            else:
-                lines.append("calibration: the full calibration was NOT run on this host. Run "
-                             "it with `make test-calibration`.")
-    finally:
-        print("\n".join(lines))
-        for line in lines:
-            report_line(request.config, line)
+            lines.append("calibration: the full calibration was NOT run on this host. Run it "
+                         "with `make test-calibration`.")
+    print("\n".join(lines))
 
 
 def _full(real: Path, out: Path, lines: list[str]) -> None:

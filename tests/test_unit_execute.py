@@ -165,8 +165,7 @@ def test_an_exception_in_a_grader_cell_does_not_blame_a_student_cell() -> None:
     assert error.message.startswith("A cell the grader added raised RuntimeError")
 
 
-@pytest.mark.parametrize("deadline, limit", [(LATER, "per-cell"), (0.0, "whole-notebook")],
-                         ids=["per-cell", "whole-notebook"])
+@pytest.mark.parametrize("deadline, limit", [(LATER, "per-cell"), (0.0, "whole-notebook")])
 def test_a_timeout_names_the_cell_and_which_limit_was_reached(deadline: float,
                                                               limit: str) -> None:
     error = _execution_error(CellTimeoutError("Cell execution timed out"), NUMBERS, 4,
