@@ -108,10 +108,17 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return cpuinfo_field("model name", cpuinfo) or "unknown CPU"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (all of them where the OS cannot say, as on macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def cpu_description(flags: set[str], cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """"AMD EPYC, 2 cores, avx2" — the model, the cores this process may use, the flags that
     matter for training speed."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     shown = [flag for flag in SPEED_FLAGS if flag in flags] or ["no AVX2"]
     return f"{cpu_model(cpuinfo)}, {cores} cores, {' '.join(shown)}"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from grader.cost import usable_cores
 from grader.errors import DataError
 from grader.lazy import tensorflow
 
@@ -30,7 +31,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 DEFAULT_SHARDS = 16  # the codelab serves the dataset as 16 shards
 JPEG_QUALITY = 92
 # Parallel calls of a tf.data map: every core this process may run on.
-PARALLEL_CALLS = max(1, len(os.sched_getaffinity(0)))
+PARALLEL_CALLS = usable_cores()
 
 
 @dataclass(frozen=True)
