@@ -33,12 +33,12 @@ test: install
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -m "not kernel and not training"
 
-# The full calibrated run on the real photos, whatever this host's projected time.
 # The real-world corpus alone (tests/notebooks/real-world/; make test runs it too): its 17
 # notebooks and the student notebook, graded in the sandbox and checked (grade check) without it.
 test-real-world: install
 	$(VENV)/bin/pytest tests/test_real_world.py
 
+# The full calibrated run on the real photos, whatever this host's projected time.
 test-calibration: install
 	FLOWERS_GRADER_CALIBRATION=full $(VENV)/bin/pytest tests/test_calibration.py
 
