@@ -41,14 +41,16 @@ class Keys:
                                    runtime().fingerprint())
         self.train_context = key(__version__, exercise.classes, exercise.image_size,
                                  exercise.validation_split, asdict(batch.profile), data, test,
-                                 batch.precision, batch.deterministic, batch.train)
+                                 datacache.DECODER,
+                                 batch.precision, batch.deterministic, batch.train,
+                                 batch.backend)
 
     def inspection(self, digest: str) -> str:
         """A notebook's content, executed and checked under this batch's exercise and data."""
         return key(self.inspect_context, digest)
 
     def training(self, architecture: str) -> str:
-        """An architecture, trained with this batch's profile, data and precision."""
+        """An architecture, trained with this batch's profile, data, precision and backend."""
         return key(self.train_context, architecture)
 
     def result(self, submission: Submission, digest: str | None) -> str:

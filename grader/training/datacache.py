@@ -20,12 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.kernel.notebook import sha256
-from grader.training import data
+from grader.io import sha256
+from grader.lazy import backend
+from grader.training import data, records
 from grader.training.data import Split
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+# How the pixels were decoded, in the entry's name: entries decoded another way are not read.
+# "islow": libjpeg's accurate integer IDCT, in TensorFlow and Pillow alike.
+DECODER = "islow"
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,13 @@ def fingerprint(folder: Path) -> str:
 
 
 def _decode(source: Source) -> dict[str, Split]:
+    # A JAX training process has no TensorFlow: it reads the shards itself (the same pixels)
+    decode = data.decode if backend() == "tensorflow" else records.decode
     files = data.shard_files(source.folder)
     if source.validation_split is None:
-        return {"all": data.decode(files, source.image_size)}
+        return {"all": decode(files, source.image_size)}
     train, val = data.split_files(files, source.validation_split)
-    return {"train": data.decode(train, source.image_size),
-            "val": data.decode(val, source.image_size)}
+    return {"train": decode(train, source.image_size), "val": decode(val, source.image_size)}
 
 
 def load(source: Source, cache: Path | None = None) -> Loaded:
@@ -85,7 +90,7 @@ def cached(source: Source, cache: Path) -> bool:
 
 def _entry_name(source: Source, digest: str) -> str:
     split = "all" if source.validation_split is None else f"{source.validation_split:g}"
-    return f"data-{digest[:20]}-{source.image_size}px-{split}"
+    return f"data-{digest[:20]}-{source.image_size}px-{split}-{DECODER}"
 
 
 def _store(source: Source, digest: str, entry: Path) -> None:
