@@ -1,13 +1,24 @@
-"""Files the grader writes for others to read: atomically (a reader sees the old file or the new
-one, never half), readable by others (results and reports are for sharing)."""
+"""Files: what the grader writes for others to read, atomically (a reader sees the old file or
+the new one, never half) and readable by others (results and reports are for sharing); and
+their digests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(path: Path, text: str) -> Path:

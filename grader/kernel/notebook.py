@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -14,15 +13,6 @@ from nbformat import NotebookNode
 from grader.errors import GradingError
 
 MAX_NOTEBOOK_BYTES = 50_000_000  # notebooks with embedded plots are a few MB; 50 MB is generous
-
-
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

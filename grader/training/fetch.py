@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from grader.errors import DataError
 from grader.exercise import Dataset
-from grader.kernel.notebook import sha256 as sha256_of
+from grader.io import sha256 as sha256_of
 from grader.training.data import ShardSet, import_photos
 
 CHUNK = 1 << 16
