@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@echo "installing into $(VENV) (a minute the first time) ..."
 	$(PYTHON) -m venv $(VENV)
 	PYTHONWARNINGS=ignore $(VENV)/bin/pip install -qq uv
-	$(VENV)/bin/uv pip install --python $(VENV)/bin/python --compile-bytecode -q -e '.[test,runtime]'
+	$(VENV)/bin/uv pip install --python $(VENV)/bin/python --compile-bytecode -q -e '.[test,runtime,jax]'
 	touch $(STAMP)
 
 system-deps:

@@ -64,12 +64,14 @@ def _mirror(pairs: tuple[str, ...]) -> dict[str, Path]:
 def _grade(notebook: Path, data: Path, out: Path, exercise: str, profile: str,
            test_data: Path | None, precision: str, mirror: tuple[str, ...] = (),
            deterministic: bool | None = None, cache: Path | None = None,
-           no_train: bool = False, max_minutes: float | None = None,
+           no_train: bool = False, max_minutes: float | None = None, backend: str = "auto",
            **execution: Any) -> int:
     from grader.pipeline import Request, grade
+    from grader.training.backend import choose
 
     loaded, chosen = load(exercise, profile, **execution)
     request = Request(notebook, data, out, loaded, chosen, test_data, precision,
+                      choose(backend) if not no_train else "tensorflow",
                       mirror=_mirror(mirror), deterministic=deterministic, cache=cache,
                       train=not no_train, max_minutes=max_minutes)
     what = "rules only, --no-train" if no_train else f"profile {chosen.name}"
@@ -83,6 +85,10 @@ _precision_option = click.option(
     "--precision", default="auto", show_default=True,
     type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
     help="Trusted training precision; auto picks bf16 where the hardware has it.")
+_backend_option = click.option(
+    "--backend", default="auto", show_default=True, type=click.Choice(["auto", "tensorflow", "jax"]),
+    help="Keras backend of trusted training; auto: JAX where JAX sees a GPU or TPU, else "
+         "TensorFlow (docs/accelerators.md).")
 _deterministic_option = click.option(
     "--deterministic/--no-deterministic", default=None,
     help="Seed everything and turn on TensorFlow's op determinism, so the same submission gets "
@@ -110,7 +116,7 @@ def _grading_options(command):
         exercise_option, _profile_option,
         click.option("--test-data", type=EXISTING_DIR,
                      help="Private test shards for the verdict."),
-        _precision_option, _deterministic_option, _mirror_option,
+        _precision_option, _backend_option, _deterministic_option, _mirror_option,
         click.option("--cache", type=DIR, help="Keep the decoded data in this folder and "
                      "reuse it next time [default: decode in memory]."),
         *_training_options]):
@@ -152,6 +158,7 @@ def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Pat
 @_profile_option
 @click.option("--test-data", type=EXISTING_DIR, help="Private test shards for the verdict.")
 @_precision_option
+@_backend_option
 @_deterministic_option
 @_mirror_option
 @click.option("--cache", type=DIR, help="Decoded data and task answers [default: OUT/.cache]. "
@@ -160,18 +167,21 @@ def reference(data: Path, out: Path, exercise: str, profile: str, test_data: Pat
 @_training_options[1]
 @execution_options
 def batch(submissions: Path, data: Path, out: Path, workers: int | None, scheduler: str | None,
-          exercise: str, profile: str, test_data: Path | None, precision: str,
+          exercise: str, profile: str, test_data: Path | None, precision: str, backend: str,
           deterministic: bool | None, mirror: tuple[str, ...], cache: Path | None,
           no_train: bool, max_minutes: float | None, **execution: Any) -> None:
     """Grade a class: SUBMISSIONS is a folder of notebooks, a folder of per-student folders,
     or an LMS export .zip. Rerunning the same command resumes where it stopped."""
     from grader.batch import driver as batches
     from grader.batch.progress import Progress
+    from grader.training.backend import choose
 
     loaded, chosen = load(exercise, profile, **execution)
+    # chosen once, here: every student of the class is trained on the same backend
     job = batches.Batch(submissions, data, out, loaded, chosen, test_data, precision,
-                        _mirror(mirror), workers or batches.default_workers(), scheduler, cache,
-                        deterministic, train=not no_train, max_minutes=max_minutes)
+                        choose(backend) if not no_train else "tensorflow", _mirror(mirror),
+                        workers or batches.default_workers(), scheduler, cache, deterministic,
+                        train=not no_train, max_minutes=max_minutes)
     where = f"Dask at {scheduler}" if scheduler else f"{job.workers} local worker(s)"
     what = "rules only, --no-train" if no_train else f"profile {chosen.name}"
     click.echo(f"grading {submissions} on {where} ({what}) ...", err=True)

@@ -20,7 +20,8 @@ from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
 from grader.kernel import extract, packages, sandbox, static
 from grader.kernel.execute import Execution, Plan, execute
-from grader.kernel.notebook import sha256, validate
+from grader.io import sha256
+from grader.kernel.notebook import validate
 from grader.model import hints, rules
 from grader.model.architecture import architecture
 from grader.model.rebuild import ConfigRejected, ModelInfo, build, describe, parse_config, scan
@@ -45,6 +46,7 @@ class Request:
     profile: Profile
     test_data: Path | None = None   # a private test set; the verdict then uses its accuracy
     precision: str = "auto"         # Keras dtype policy for trusted training, or auto
+    backend: str = "tensorflow"     # Keras's backend for trusted training (chosen, not auto)
     student: str | None = None      # the student id; defaults to the notebook's file stem
     mirror: dict[str, Path] = field(default_factory=dict)  # extra gs:// prefix → local folder
     deterministic: bool | None = None  # op determinism in trusted training; None: on for CPUs
@@ -106,7 +108,8 @@ def _train(request: Request, inspection: Inspection, result: Result, clock: _Clo
         left = max(0.01, (request.deadline - time.monotonic()) / 60)
         limit = left if limit is None else min(limit, left)
     job = TrainingJob(request.data_dir, request.test_data, request.exercise, request.profile,
-                      request.precision, request.cache, request.deterministic, limit)
+                      request.precision, request.cache, request.deterministic, limit,
+                      request.backend)
 
     def projected(projection) -> None:  # recorded even when --max-minutes then stops it
         result.training.projection = projection.as_dict()

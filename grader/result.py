@@ -145,6 +145,7 @@ class TrainingSummary:
     device: str | None = None
     device_kind: str | None = None
     precision: str | None = None
+    backend: str | None = None                 # Keras's: "tensorflow" or "jax"
     seed: int | None = None
     deterministic: bool | None = None
     epochs: int | None = None
@@ -211,6 +212,8 @@ class Result:
         found = asdict(self)
         out = {name: found[name] for name in ORDER}
         out["error"] = self.error.to_json() if self.error else None
+        if out["training"].get("backend") is None:  # written before trainings had a backend
+            del out["training"]["backend"]
         if self.batch is not None:
             out["batch"] = found["batch"]
         if self.runtime:

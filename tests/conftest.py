@@ -33,6 +33,7 @@ REFERENCE_NOTEBOOK = ROOT / "reference" / "flowers-cnn.ipynb"
 # a test that did either without its marker fails, so the markers cannot drift from the truth.
 FILE_MARKERS: dict[str, tuple[str, ...]] = {
     "test_acceptance.py": ("kernel", "training"),
+    "test_backends.py": ("kernel", "training"),
     "test_batch.py": ("kernel", "training"),
     "test_calibration.py": ("kernel", "training", "real_photos"),
     "test_grade_notebook.py": ("kernel", "training"),

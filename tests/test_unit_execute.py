@@ -14,7 +14,7 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.kernel.crash import crashed_thread, log_tail
-from grader.kernel.execute import GRADER_TAG, prepare
+from grader.kernel.execute import GRADER_TAG, kernel_env, prepare
 from grader.kernel.failures import TRACEBACK_LINES, execution_error as _execution_error
 from grader.kernel.inkernel import source
 
@@ -268,3 +268,12 @@ def test_a_crash_in_python_code_keeps_the_current_thread() -> None:
     kept = crashed_thread(report)
     assert "threading.py" in kept and "ipykernel_2" not in kept
     assert crashed_thread("a plain traceback") is None
+
+
+def test_the_kernel_sees_no_accelerator_and_nothing_of_the_graders_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    env = kernel_env(tmp_path)
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["JAX_PLATFORMS"] == "cpu"
+    assert "KERAS_BACKEND" not in env and env["HOME"] == str(tmp_path)

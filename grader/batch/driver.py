@@ -39,7 +39,7 @@ from grader.batch.submissions import Submission, discover
 from grader.batch.summary import Summary
 from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
-from grader.kernel.notebook import sha256
+from grader.io import sha256
 from grader.model.rebuild import ModelInfo
 from grader.result import Result
 from grader.training import datacache
@@ -62,6 +62,7 @@ class Batch:
     profile: Profile
     test_data: Path | None = None
     precision: str = "auto"
+    backend: str = "tensorflow"     # Keras's backend for trusted training (chosen, not auto)
     mirror: dict[str, Path] = field(default_factory=dict)
     workers: int = 1
     scheduler: str | None = None
@@ -100,7 +101,8 @@ class _Run:
         self.job = TrainingJob(batch.data_dir.resolve(),
                                         batch.test_data.resolve() if batch.test_data else None,
                                         self.exercise, batch.profile, batch.precision,
-                                        batch.cache_dir, batch.deterministic, batch.max_minutes)
+                                        batch.cache_dir, batch.deterministic, batch.max_minutes,
+                                        batch.backend)
         self.pending: dict[Any, tuple[str, str]] = {}          # future → (kind, key)
         self.inspections: dict[str, list[Submission]] = defaultdict(list)
         self.trainings: dict[str, list[Waiting]] = defaultdict(list)
@@ -134,8 +136,8 @@ class _Run:
             request = pipeline.Request(submission.notebook.resolve(),
                                        self.batch.data_dir.resolve(), self.batch.cache_dir,
                                        self.exercise, self.batch.profile, self.batch.test_data,
-                                       self.batch.precision, submission.student,
-                                       self.batch.mirror)
+                                       self.batch.precision, student=submission.student,
+                                       mirror=self.batch.mirror)
             timeout = self.exercise.execution.notebook_timeout + INSPECT_MARGIN
             self.submit("inspect", request, timeout, key)
         else:

@@ -56,7 +56,7 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
                 finished = None
         if finished is None:
             finished = run_module("grader.batch.tasks", spec, timeout, cwd=Path(private),
-                                  tail=LOG_TAIL)
+                                  env=_env(kind, payload), tail=LOG_TAIL)
         if answer.is_file():
             try:
                 return json.loads(answer.read_text(encoding="utf-8"))
@@ -67,6 +67,15 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
             failure += " and no answer"
         return {"failed": failure, "log": finished.output.strip(), "cause": _cause(kind, finished),
                 "seconds": round(finished.seconds, 2)}
+
+
+def _env(kind: str, payload: Any) -> dict[str, str]:
+    """A training on JAX runs in a JAX process (grader.training.backend): the task process
+    itself, not one more beneath it."""
+    if kind == "train":
+        from grader.training.backend import process_env
+        return process_env(payload[1].backend, payload[1].deterministic)
+    return {}
 
 
 def _resident() -> Resident:

@@ -119,6 +119,10 @@ def kernel_env(work_dir: Path) -> dict[str, str]:
         # A crash in native code prints every thread's Python stack to the kernel's stderr,
         # whose last lines the result keeps: the cell's line that crashed, not just a signal.
         "PYTHONFAULTHANDLER": "1",
+        # The student's code never sees the accelerator trusted training uses (a JAX or
+        # TensorFlow import would take its memory), boxed or not.
+        "CUDA_VISIBLE_DEVICES": "",
+        "JAX_PLATFORMS": "cpu",
     }
 
 

@@ -1,14 +1,20 @@
 """Trusted training of one checked architecture, as a job: what it depends on besides the
 architecture (TrainingJob), and what it gives the result (Trained). grade notebook runs it in
-its own process; grade batch runs it as a task and passes Trained between processes as JSON."""
+its own process (in a process of its own when the job's backend is JAX); grade batch runs it as a
+task and passes Trained between processes as JSON."""
 
 from __future__ import annotations
 
+import json
+import pickle
+import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from grader import cost
+from grader.errors import GradingError
 from grader.exercise import Exercise, Profile
 from grader.result import Sample, TrainingSummary
 from grader.training import datacache
@@ -26,6 +32,7 @@ class TrainingJob:
     cache: Path | None = None    # decoded-data cache (grade batch); None decodes in memory
     deterministic: bool | None = None  # None: on for CPUs (train.train)
     max_minutes: float | None = None   # stop a training projected to take longer (grader.cost)
+    backend: str = "tensorflow"  # Keras's backend for the training (grader.training.backend)
 
     def sources(self) -> list[datacache.Source]:
         """The decoded data training reads: the shards (split), then the test data (whole)."""
@@ -59,8 +66,19 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
                      on_projection: cost.OnProjection | None = None) -> Trained:
     """Train the checked architecture on the grader's data. ``on_projection`` hears the
     measured speed and projected duration (a :class:`grader.cost.Projection`) after the first
-    steps."""
-    from grader.training.train import train
+    steps. A training on a backend this process does not run goes to a process of its own
+    (:func:`in_own_process`); its projection is heard when it has finished."""
+    from grader.lazy import backend
+
+    if job.backend != backend():
+        trained = in_own_process(config, job)
+        if on_projection and trained.training.projection:
+            on_projection(cost.Projection(**trained.training.projection))
+        return trained
+    if job.backend == "tensorflow":
+        from grader.training.train import train
+    else:
+        from grader.training.portable import train
 
     exercise, profile = job.exercise, job.profile
     splits, *test = [datacache.load(source, job.cache) for source in job.sources()]
@@ -75,3 +93,51 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
     return Trained(summary, accuracy,
                    samples(val_split, training.validation.predictions, exercise.classes),
                    splits.decoded)
+
+
+# ---------------------------------------------------------------- in a process of its own
+
+TIMEOUT = 6 * 3600   # one trusted training, whatever the profile (as grade batch's)
+LOG_TAIL = 3000      # bytes of a failed training's output kept for the message
+
+
+def in_own_process(config: dict[str, Any], job: TrainingJob) -> Trained:
+    """The training in ``python -m grader.training.job SPEC`` (grader.proc: its own session,
+    killed with the grader) with the job's backend: ``grade notebook`` keeps TensorFlow for the
+    student's kernel and the rebuild, and a JAX training imports none
+    (grader.training.backend). Its failures are GradingErrors, as they would be here."""
+    from grader.proc import run_module
+    from grader.training.backend import process_env
+
+    with tempfile.TemporaryDirectory(prefix="flowers-grader-train-") as private:
+        spec, answer = Path(private) / "spec.pickle", Path(private) / "answer.json"
+        spec.write_bytes(pickle.dumps({"config": config, "job": job, "answer": str(answer)}))
+        finished = run_module("grader.training.job", spec, TIMEOUT, cwd=Path(private),
+                              env=process_env(job.backend, job.deterministic), tail=LOG_TAIL)
+        found = json.loads(answer.read_text(encoding="utf-8")) if answer.is_file() else None
+    if found is None:
+        last = finished.output.strip()[-LOG_TAIL:]
+        raise GradingError("train", f"Trusted training on {job.backend}: "
+                           f"{finished.failure('the training', TIMEOUT)}. Its last output: "
+                           f"{last or '(none)'}", cause="training_failed")
+    if "failed" in found:
+        raise GradingError("train", found["failed"], cause=found.get("cause"))
+    return Trained.from_json(found)
+
+
+def _main(spec_path: str) -> int:
+    from grader.io import write_json
+    from grader.lazy import quiet_libraries
+
+    quiet_libraries()
+    spec = pickle.loads(Path(spec_path).read_bytes())
+    try:
+        answer = trusted_training(spec["config"], spec["job"]).to_json()
+    except GradingError as exc:  # --max-minutes, a model the backend cannot build, ...
+        answer = {"failed": exc.message, "cause": exc.info().cause}
+    write_json(Path(spec["answer"]), answer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))

@@ -48,6 +48,7 @@ class Training:
     images_per_second: float            # training images per second of fit
     validation_seconds: float = 0.0     # of ``seconds``: per-epoch BN statistics and validation
     projection: cost.Projection | None = None  # speed of the first steps, projected duration
+    backend: str = "tensorflow"         # Keras's backend (grader.training.backend)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -110,15 +111,22 @@ def learning_rate(profile: Profile, steps_per_epoch: int):
 
 def evaluate(model, split: Split, classes: int, profile: Profile) -> tuple[Evaluation, float]:
     """Accuracy, confusion matrix and per-class accuracy, computed from predictions, and the
-    training loss on them (cross-entropy with the profile's label smoothing)."""
+    training loss on them (:func:`scores`)."""
     probabilities = model.predict(make_dataset(split, classes, profile, False), verbose=0)
+    return scores(probabilities, split.labels, classes, profile)
+
+
+def scores(probabilities: np.ndarray, labels: np.ndarray, classes: int,
+           profile: Profile) -> tuple[Evaluation, float]:
+    """The evaluation of predicted class probabilities, and the cross-entropy with the
+    profile's label smoothing (the training loss) on them."""
     predicted = np.argmax(probabilities, axis=1)
     confusion = np.zeros((classes, classes), dtype=int)
-    np.add.at(confusion, (split.labels, predicted), 1)
+    np.add.at(confusion, (labels, predicted), 1)
     totals = confusion.sum(axis=1)
     per_class = [float(confusion[i, i] / totals[i]) if totals[i] else 0.0 for i in range(classes)]
-    accuracy = float(np.mean(predicted == split.labels))
-    targets = np.eye(classes)[split.labels] * (1 - profile.label_smoothing) \
+    accuracy = float(np.mean(predicted == labels))
+    targets = np.eye(classes)[labels] * (1 - profile.label_smoothing) \
         + profile.label_smoothing / classes
     # Keras clips probabilities the same way before the logarithm
     clipped = np.clip(probabilities.astype("float64"), 1e-7, 1 - 1e-7)
@@ -153,7 +161,7 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     validate = _Validate(calibration, make_dataset(val_split, classes, profile, False),
                          profile.validate_every_epoch)
     forward = forward_images(profile, len(val_split.labels))
-    meter = _Meter(profile, steps, forward, f"{device.description}, {device.precision}",
+    meter = projection_meter(profile, steps, forward, f"{device.description}, {device.precision}",
                    on_projection or (lambda projection: None), max_minutes)
     # One iterator for the whole fit: Keras stops each epoch after `steps` batches, before the
     # iterator reports its end, so a fresh iterator per epoch would leave the old one's
@@ -216,7 +224,7 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
     return model, device, deterministic
 
 
-def _Meter(profile: Profile, steps_per_epoch: int, forward_images: int, host: str,
+def projection_meter(profile: Profile, steps_per_epoch: int, forward_images: int, host: str,
            announce: cost.OnProjection, max_minutes: float | None):
     """Times the first training steps (after the one that compiles), projects the whole
     training from them, announces it, and stops the training when it is over the limit."""
