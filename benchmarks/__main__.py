@@ -6,6 +6,9 @@ one run. The default size uses a small synthetic data set and a 3-epoch profile,
 in minutes; ``--full`` uses the real photos (``../shared/flowers-photos``, or ``--data`` shards
 already imported) and the exercise's ``full`` profile, and takes about 1 h 30 min on
 2 cores. Exit code 1 when a step failed (the table shows the rest).
+
+``python -m benchmarks --accelerator --data SHARDS ...`` is the GPU or TPU benchmark instead
+(benchmarks/accelerator.py: Keras 3 on JAX, no TensorFlow).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ ANY_SIZE = {"check_vs_quick_grading"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--accelerator" in argv:   # its own options (benchmarks/accelerator.py)
+        from benchmarks.accelerator import main as accelerator
+        return accelerator([arg for arg in argv if arg != "--accelerator"])
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split(
         "\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="real photos, the full profile")

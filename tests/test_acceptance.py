@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.architectures import reference as benchmark_reference
 from conftest import run_grade
+from grader.model.architecture import architecture
 from grader.demo import DEMO_PROFILE
 from grader.exercise import load_exercise
 
@@ -36,6 +38,8 @@ def test_the_demo_passes_the_reference_and_fails_the_untouched_notebook(demo) ->
     assert all(check["passed"] for check in reference["checks"])
     assert reference["model"]["variable"] == "model"
     assert 250_000 < reference["model"]["params"] < 350_000
+    # the accelerator benchmark trains this architecture (benchmarks/configs/reference.json)
+    assert architecture(benchmark_reference()) == reference["model"]["architecture"]
     training = reference["training"]
     assert training["val_accuracy"] == reference["accuracy"] and training["test_accuracy"] is None
     assert len(training["history"]["val_accuracy"]) == training["epochs"]

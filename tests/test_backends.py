@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from backend_worker import augmented, losses
-from conftest import STUDENT_NOTEBOOK, run_grade
+from conftest import ROOT, STUDENT_NOTEBOOK, run_grade
 from grader import cost
 from grader.lazy import keras, tensorflow
 
@@ -104,3 +104,32 @@ def test_a_smoke_grading_runs_on_jax_without_tensorflow(small_data: Path,
     trained = [e for e in entries if "fit_seconds" in e]
     assert [(e["backend"], e["tensorflow_loaded"]) for e in trained] == [("jax", False)]
 
+
+
+def test_the_accelerator_benchmark_runs_every_part_on_a_small_profile(small_data: Path,
+                                                                      tmp_path: Path) -> None:
+    """`python -m benchmarks --accelerator` as a GPU would run it, on this CPU with the smoke
+    profile and the smallest architecture (benchmarks/architectures.py's "starter")."""
+    from benchmarks.architectures import others
+
+    starter = tmp_path / "starter.json"
+    starter.write_text(json.dumps(others()["starter"]))
+    numbers = tmp_path / "numbers.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--accelerator", "--data", small_data, "--profile",
+         "smoke", "--seeds", "2", "--together", "2", "--architectures", starter, "--json",
+         numbers], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(numbers.read_text())
+    assert [run["seed"] for run in record["reference"]] == [42, 43]
+    for run in record["reference"] + record["class"]["2"]["runs"]:
+        assert run["device_kind"] == "cpu" and run["images_per_second"] > 0
+        assert run["wall_seconds"] > run["compile_seconds"] > 0
+        assert 0.0 <= run["accuracy"] <= 1.0
+    assert "reference, accuracy" in done.stdout and "mean of 2 seeds" in done.stdout
+    assert "the targets apply to a GPU or TPU with the full profile" in done.stdout
+    assert "MISSED" not in done.stdout and "error" not in done.stdout
+    entries = [json.loads(line) for line in
+               Path(os.environ[cost.LEDGER_VARIABLE]).read_text().splitlines()]
+    assert [(e["backend"], e["tensorflow_loaded"]) for e in entries if "fit_seconds" in e] \
+        == [("jax", False)] * 3
