@@ -41,6 +41,7 @@ class Projection:
     setup_seconds: float       # from the start of fit to the first timed step (tracing)
     projected_seconds: float   # the whole training, validation included
     host: str                  # the processor (or accelerator) and the precision
+    runs: int = 1              # trainings projected (a profile's seeds), each of this size
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -48,8 +49,9 @@ class Projection:
     def line(self) -> str:
         """One line for the terminal: the speed, the host, and the projected duration."""
         images = self.epochs * self.steps_per_epoch * self.batch_size
+        times = f"{self.runs} trainings (seeds) of " if self.runs > 1 else ""
         return (f"trusted training: {self.images_per_second:.1f} images/s measured on "
-                f"{self.host}; {self.epochs} epochs, {images:,} training images: about "
+                f"{self.host}; {times}{self.epochs} epochs, {images:,} training images: about "
                 f"{duration(self.projected_seconds)} in all")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,7 @@ class Profile:
     max_val_images: int     # cap on validation images (0 = all)
     validate_every_epoch: bool  # validation curve (false: only the final model, faster)
     seed: int               # seeds weights, shuffling and augmentation
+    seeds: int = 1          # trainings, from seed, seed + 1, ...: the verdict uses their mean
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,12 @@ class Exercise:
 
 
 def _build(cls: type, table: dict[str, Any], where: str, **extra: Any) -> Any:
-    """Instantiate a dataclass from a TOML table, naming the missing or unknown keys."""
+    """Instantiate a dataclass from a TOML table, naming the missing or unknown keys (keys with
+    a default may be left out)."""
     names = {f.name for f in fields(cls)} - set(extra)
-    missing = names - set(table)
+    required = {f.name for f in fields(cls) if f.default is MISSING
+                and f.default_factory is MISSING} - set(extra)
+    missing = required - set(table)
     unknown = set(table) - names
     if missing or unknown:
         raise GradingError("usage", f"{where}: missing keys {sorted(missing)}, "

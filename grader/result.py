@@ -157,6 +157,10 @@ class TrainingSummary:
     projection: dict[str, Any] | None = None
     val_accuracy: float | None = None
     test_accuracy: float | None = None
+    # a profile with seeds = k > 1: each training's seed, accuracy (the deciding one), val. and
+    # test accuracy and seconds; the fields above are the first training's, result.accuracy the
+    # mean of the runs' accuracies
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -214,6 +218,8 @@ class Result:
         out["error"] = self.error.to_json() if self.error else None
         if out["training"].get("backend") is None:  # written before trainings had a backend
             del out["training"]["backend"]
+        if not out["training"].get("runs"):           # one training: nothing to add
+            out["training"].pop("runs", None)
         if self.batch is not None:
             out["batch"] = found["batch"]
         if self.runtime:
@@ -242,6 +248,13 @@ class Result:
         if values.get("error") is not None:
             values["error"] = _build(ErrorInfo, values["error"], "error")
         return _build(cls, values, "result")
+
+    @property
+    def borderline(self) -> bool:
+        """Trained with several seeds whose accuracies straddle the target: the seed, not the
+        architecture, decided the verdict."""
+        accuracies = [run["accuracy"] for run in self.training.runs]
+        return len(accuracies) > 1 and min(accuracies) < self.target.accuracy <= max(accuracies)
 
     def fail(self, error: ErrorInfo) -> None:
         """Make this an error result: nothing passes."""

@@ -56,7 +56,8 @@ def _row(folder: str, result: Result) -> dict[str, Any]:
             "seconds": result.timings.get("total"),
             "architecture": _digest(result.model.architecture),
             "sha256": _digest(result.submission.sha256), "group": None,
-            "cause": result.error.cause if result.error else None, "why": _why(result)}
+            "cause": result.error.cause if result.error else None, "why": _why(result),
+            "borderline": result.borderline}
 
 
 def _why(result: Result) -> str:

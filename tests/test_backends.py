@@ -133,3 +133,25 @@ def test_the_accelerator_benchmark_runs_every_part_on_a_small_profile(small_data
                Path(os.environ[cost.LEDGER_VARIABLE]).read_text().splitlines()]
     assert [(e["backend"], e["tensorflow_loaded"]) for e in entries if "fit_seconds" in e] \
         == [("jax", False)] * 3
+
+
+def test_a_batch_train_task_on_jax_runs_in_a_jax_process(small_data: Path,
+                                                          tmp_path: Path) -> None:
+    """grade batch's train task (grader.batch.tasks), as a worker runs it, for a JAX job: the
+    task process is itself the JAX process, and its answer is the Trained JSON."""
+    from dataclasses import replace
+
+    from benchmarks.architectures import others
+    from grader.batch.tasks import run_task
+    from grader.exercise import load_exercise
+    from grader.training.job import Trained, TrainingJob
+
+    exercise = load_exercise()
+    job = TrainingJob(small_data, None, exercise, replace(exercise.profile("smoke"), seed=7),
+                      "auto", tmp_path / "cache", backend="jax")
+    answer = run_task("train", (others()["starter"], job), 600)
+    assert "failed" not in answer, answer
+    trained = Trained.from_json({key: value for key, value in answer.items()
+                                 if key != "seconds"})
+    assert trained.training.backend == "jax" and trained.training.seed == 7
+    assert list((tmp_path / "cache").glob("data-*-islow/manifest.json"))

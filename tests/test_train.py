@@ -89,3 +89,36 @@ def test_the_final_validation_is_made_once_and_closes_the_curve() -> None:
     keras_loss = compiled.evaluate(make_dataset(validation_images, 3, profile, False), verbose=0)
     ours = evaluate(compiled, validation_images, 3, profile)[1]
     assert abs(ours - keras_loss) < 1e-4
+
+
+@pytest.mark.training
+def test_a_profile_with_two_seeds_trains_twice_and_decides_on_the_mean(tmp_path) -> None:
+    import dataclasses
+
+    from grader.exercise import load_exercise
+    from grader.lazy import keras as keras_module
+    from grader.training.data import synthesize
+    from grader.training.job import TrainingJob, trusted_training
+
+    keras = keras_module()
+    exercise = load_exercise()
+    synthesize(tmp_path, exercise.classes, 64, 48, 0, shards=16)
+    model = keras.Sequential([keras.Input((192, 192, 3)),
+                              keras.layers.Conv2D(4, 3, strides=8, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(5, activation="softmax")])
+    profile = dataclasses.replace(exercise.profile("smoke"), seeds=2, epochs=2, batch_size=4)
+    heard = []
+    trained = trusted_training(keras.saving.serialize_keras_object(model),
+                               TrainingJob(tmp_path, None, exercise, profile, "float32"),
+                               heard.append)
+    runs = trained.training.runs
+    assert [run["seed"] for run in runs] == [42, 43]
+    assert trained.accuracy == pytest.approx(sum(run["accuracy"] for run in runs) / 2)
+    assert runs[0]["accuracy"] == trained.training.val_accuracy   # the summary is the first's
+    assert runs[0]["seconds"] > 0 and runs[1]["seconds"] > 0
+    # one announcement, for both trainings
+    assert len(heard) == 1 and heard[0].runs == 2
+    one = trained.training.projection["projected_seconds"]
+    assert heard[0].projected_seconds == pytest.approx(2 * one, rel=0.01)
+    assert "2 trainings (seeds) of 2 epochs" in heard[0].line()

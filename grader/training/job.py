@@ -9,9 +9,9 @@ import json
 import pickle
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grader import cost
 from grader.errors import GradingError
@@ -19,6 +19,9 @@ from grader.exercise import Exercise, Profile
 from grader.result import Sample, TrainingSummary
 from grader.training import datacache
 from grader.training.samples import samples
+
+if TYPE_CHECKING:
+    from grader.training.train import Training
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,12 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
     """Train the checked architecture on the grader's data. ``on_projection`` hears the
     measured speed and projected duration (a :class:`grader.cost.Projection`) after the first
     steps. A training on a backend this process does not run goes to a process of its own
-    (:func:`in_own_process`); its projection is heard when it has finished."""
+    (:func:`in_own_process`); its projection is heard when it has finished.
+
+    A profile with ``seeds = k`` trains k times, from seeds seed, seed + 1, ...: the accuracy
+    is their mean and the summary lists each run (near the target, one seed can decide the
+    verdict). The first run's projection is announced for all k, and --max-minutes is shared
+    among them."""
     from grader.lazy import backend
 
     if job.backend != backend():
@@ -85,13 +93,30 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
     train_split = datacache.capped(splits.splits["train"], profile.max_train_images)
     val_split = datacache.capped(splits.splits["val"], profile.max_val_images)
     test_split = test[0].splits["all"] if test else None
-    training = train(config, train_split, val_split, test_split, len(exercise.classes), profile,
-                     job.precision, job.deterministic, on_projection, job.max_minutes)
-    summary = TrainingSummary(**training.as_dict(), val_accuracy=training.validation.accuracy,
-                              test_accuracy=training.test.accuracy if training.test else None)
-    accuracy = summary.test_accuracy if training.test else summary.val_accuracy
-    return Trained(summary, accuracy,
-                   samples(val_split, training.validation.predictions, exercise.classes),
+    count = max(1, profile.seeds)
+    limit = job.max_minutes / count if job.max_minutes else None
+
+    def announce(projection: cost.Projection) -> None:
+        if on_projection and not runs:   # the first run's, for all of them
+            on_projection(replace(projection, runs=count,
+                                  projected_seconds=projection.projected_seconds * count))
+
+    runs: list[Training] = []
+    for index in range(count):
+        runs.append(train(config, train_split, val_split, test_split, len(exercise.classes),
+                          replace(profile, seed=profile.seed + index), job.precision,
+                          job.deterministic, announce, limit))
+    first = runs[0]
+    deciding = [(run.test or run.validation).accuracy for run in runs]
+    summary = TrainingSummary(
+        **first.as_dict(), val_accuracy=first.validation.accuracy,
+        test_accuracy=first.test.accuracy if first.test else None,
+        runs=[{"seed": run.seed, "accuracy": accuracy, "val_accuracy": run.validation.accuracy,
+               "test_accuracy": run.test.accuracy if run.test else None,
+               "seconds": run.seconds} for run, accuracy in zip(runs, deciding)]
+        if count > 1 else [])
+    return Trained(summary, float(sum(deciding) / count),
+                   samples(val_split, first.validation.predictions, exercise.classes),
                    splits.decoded)
 
 
