@@ -169,7 +169,7 @@ def table(record: dict[str, Any]) -> str:
             f"{'reference, compilation (first step)':40} "
             f"{max(compiles) if compiles else float('nan'):>9.1f} s",
             f"{'reference, accuracy':40} {statistics.mean(accuracies):>11.3f}   "
-            f"{'':14} mean of {len(accuracies)} seeds, spread ±{spread:.3f}: "
+            f"{'':14} mean of {len(accuracies)} seed(s), spread ±{spread:.3f}: "
             + ", ".join(f"{a:.3f}" for a in accuracies)]
     for count, one in record["class"].items():
         what = f"class of {len(one['runs'])}, {count} at a time"

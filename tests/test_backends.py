@@ -112,21 +112,24 @@ def test_the_accelerator_benchmark_runs_every_part_on_a_small_profile(small_data
     profile and the smallest architecture (benchmarks/architectures.py's "starter")."""
     from benchmarks.architectures import others
 
-    starter = tmp_path / "starter.json"
-    starter.write_text(json.dumps(others()["starter"]))
+    configs = [tmp_path / f"{name}.json" for name in ("starter", "other")]
+    for path in configs:
+        path.write_text(json.dumps(others()["starter"]))
     numbers = tmp_path / "numbers.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--accelerator", "--data", small_data, "--profile",
-         "smoke", "--seeds", "2", "--together", "2", "--architectures", starter, "--json",
+         "smoke", "--seeds", "1", "--together", "2", "--architectures", *configs, "--json",
          numbers], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(numbers.read_text())
-    assert [run["seed"] for run in record["reference"]] == [42, 43]
+    assert [run["seed"] for run in record["reference"]] == [42]
+    assert [run["name"] for run in record["class"]["2"]["runs"]] == ["starter", "other"]
     for run in record["reference"] + record["class"]["2"]["runs"]:
         assert run["device_kind"] == "cpu" and run["images_per_second"] > 0
         assert run["wall_seconds"] > run["compile_seconds"] > 0
         assert 0.0 <= run["accuracy"] <= 1.0
-    assert "reference, accuracy" in done.stdout and "mean of 2 seeds" in done.stdout
+    assert "reference, accuracy" in done.stdout and "mean of 1 seed(s)" in done.stdout
+    assert "class of 2, 2 at a time" in done.stdout
     assert "the targets apply to a GPU or TPU with the full profile" in done.stdout
     assert "MISSED" not in done.stdout and "error" not in done.stdout
     entries = [json.loads(line) for line in
@@ -134,24 +137,3 @@ def test_the_accelerator_benchmark_runs_every_part_on_a_small_profile(small_data
     assert [(e["backend"], e["tensorflow_loaded"]) for e in entries if "fit_seconds" in e] \
         == [("jax", False)] * 3
 
-
-def test_a_batch_train_task_on_jax_runs_in_a_jax_process(small_data: Path,
-                                                          tmp_path: Path) -> None:
-    """grade batch's train task (grader.batch.tasks), as a worker runs it, for a JAX job: the
-    task process is itself the JAX process, and its answer is the Trained JSON."""
-    from dataclasses import replace
-
-    from benchmarks.architectures import others
-    from grader.batch.tasks import run_task
-    from grader.exercise import load_exercise
-    from grader.training.job import Trained, TrainingJob
-
-    exercise = load_exercise()
-    job = TrainingJob(small_data, None, exercise, replace(exercise.profile("smoke"), seed=7),
-                      "auto", tmp_path / "cache", backend="jax")
-    answer = run_task("train", (others()["starter"], job), 600)
-    assert "failed" not in answer, answer
-    trained = Trained.from_json({key: value for key, value in answer.items()
-                                 if key != "seconds"})
-    assert trained.training.backend == "jax" and trained.training.seed == 7
-    assert list((tmp_path / "cache").glob("data-*-islow/manifest.json"))

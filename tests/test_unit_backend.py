@@ -123,3 +123,18 @@ def test_jax_devices_get_their_precision(monkeypatch, platform: str, capability:
     assert (found.kind, found.precision) == (platform, expected)
     assert portable.detect("float32").precision == "float32"
     assert "JAX" in found.description
+
+
+def test_a_batch_train_task_for_jax_starts_a_jax_process(tmp_path: Path) -> None:
+    """grade batch's train task process is itself the training's process (grader.batch.tasks),
+    so its environment is the backend's; inspections keep the grader's."""
+    from grader.batch.tasks import _env
+    from grader.training.job import TrainingJob
+
+    exercise = load_exercise()
+    job = TrainingJob(tmp_path, None, exercise, exercise.profile("smoke"), "auto",
+                      backend="jax", deterministic=True)
+    assert _env("train", ({}, job)) == backend.process_env("jax", True)
+    assert _env("train", ({}, replace(job, backend="tensorflow"))) == \
+        {"KERAS_BACKEND": "tensorflow"}
+    assert _env("inspect", object()) == {}
