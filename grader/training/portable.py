@@ -202,12 +202,14 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
           max_minutes: float | None = None) -> Training:
     """grader.training.train.train's contract, on whatever backend Keras runs (JAX here).
 
-    ``deterministic`` is recorded: on a GPU the training process is started with XLA's
-    deterministic-ops flag when it is on (grader.training.backend.process_env); JAX on CPUs
-    and TPUs repeats itself without it."""
+    ``deterministic`` is not used here: on a GPU the training process is started with XLA's
+    deterministic-ops flag when it is on (grader.training.backend.process_env), and the
+    Training records whether the flag was there; JAX on CPUs and TPUs repeats itself without
+    it. The training runs on JAX's first device (no data parallelism over several)."""
     keras = keras_module()
     device = detect(precision)
-    deterministic = device.kind != "gpu" or bool(deterministic) or \
+    # on a GPU, what the process was started with decides (backend.process_env)
+    deterministic = device.kind != "gpu" or \
         "--xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "")
     steps = max(1, len(train_split.labels) // profile.batch_size)
     model, inner = compiled(config, profile, steps, train_split.images.shape[1], device.precision)
