@@ -265,7 +265,9 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int, ima
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(profile, steps_per_epoch)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
-        metrics=["accuracy"])
+        metrics=["accuracy"],
+        # XLA on JAX; TensorFlow's own graphs elsewhere (XLA compiles slowly on a CPU)
+        jit_compile=keras.backend.backend() == "jax")
     return model, inner
 
 
