@@ -34,8 +34,8 @@ def silenced_stderr() -> Iterator[None]:
 
 
 def backend() -> str:
-    """The Keras backend of this process: KERAS_BACKEND (a JAX training process sets it,
-    grader.training.remote), else TensorFlow."""
+    """The Keras backend of this process: KERAS_BACKEND (a JAX training process has it,
+    grader.training.backend.process_env), else TensorFlow."""
     return os.environ.get("KERAS_BACKEND") or "tensorflow"
 
 

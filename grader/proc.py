@@ -1,6 +1,8 @@
 """Run a spec in another interpreter: ``python -m MODULE SPEC``, in its own session.
 
-Used by grade batch's tasks (grader.batch.tasks) and the benchmarks' probes. A deadline stops
+Used by grade batch's tasks (grader.batch.tasks), a training on another backend
+(grader.training.job) and the benchmarks' probes; :func:`run_answering` passes a payload in and
+a JSON answer back. A deadline stops
 it; when it ends, whatever it left running in its session is killed; when the caller dies (even
 by SIGKILL), Linux kills it (``PR_SET_PDEATHSIG``). Its output goes to files, not pipes, so a
 chatty child never blocks on a full pipe.
@@ -16,7 +18,9 @@ when it ends.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import pickle
 import select
 import signal
 import subprocess
@@ -26,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 
@@ -72,6 +77,37 @@ def run_module(module: str, spec: Path, timeout: float | None = None, cwd: Path 
         finally:
             _kill_session(process)
         return Finished(code, _read(out, tail), _read(err, tail), time.monotonic() - started)
+
+
+def run_answering(module: str, payload: Any, timeout: float | None = None,
+                  env: dict[str, str] | None = None, tail: int | None = None,
+                  resident: Resident | None = None) -> tuple[Any, Finished]:
+    """Run ``python -m module SPEC`` (in ``resident`` when given) for ``payload``: SPEC holds it,
+    pickled, with the path of the JSON answer the process writes (:func:`answer`). Returns the
+    answer (None when there was none) and how the process finished. Each call has its own
+    private folder, the process's working directory."""
+    with tempfile.TemporaryDirectory(prefix=f"flowers-grader-{module.rpartition('.')[2]}-") \
+            as private:
+        spec, answer_path = Path(private) / "spec.pickle", Path(private) / "answer.json"
+        spec.write_bytes(pickle.dumps({"payload": payload, "answer": str(answer_path)}))
+        if resident is not None:
+            finished = resident.run(spec, timeout, cwd=Path(private))
+        else:
+            finished = run_module(module, spec, timeout, cwd=Path(private), env=env, tail=tail)
+        try:
+            found = json.loads(answer_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            found = None
+    return found, finished
+
+
+def answer(spec_path: str, handle: Callable[[Any], Any]) -> None:
+    """In the process :func:`run_answering` started: ``handle`` the spec's payload and write
+    what it returns as the JSON answer."""
+    from grader.io import write_json
+
+    spec = pickle.loads(Path(spec_path).read_bytes())
+    write_json(Path(spec["answer"]), handle(spec["payload"]))
 
 
 class Resident:

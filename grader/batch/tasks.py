@@ -20,9 +20,7 @@ Tasks:
 
 from __future__ import annotations
 
-import json
 import logging
-import pickle
 import sys
 import tempfile
 import threading
@@ -30,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.proc import Resident, run_module, serve
+from grader.proc import Resident, answer, run_answering, serve
 
 log = logging.getLogger(__name__)
 LOG_TAIL = 3000            # bytes of a failed task's own output kept for the message
@@ -43,30 +41,24 @@ _residents_lock = threading.Lock()
 
 def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
     """Run one task in a subprocess (grader.proc); never raises for what happens inside it."""
-    with tempfile.TemporaryDirectory(prefix=f"flowers-grader-{kind}-") as private:
-        spec, answer = Path(private) / "task.pickle", Path(private) / "answer.json"
-        spec.write_bytes(pickle.dumps({"kind": kind, "payload": payload, "answer": str(answer)}))
-        finished = None
-        if kind in RESIDENT:
-            finished = _resident().run(spec, timeout, cwd=Path(private))
-            if finished.code not in (0, None):   # it died: run it again alone (module doc)
-                log.info("the resident %s process died (%s); running the task again alone",
-                         kind, finished.failure("it", timeout))
-                answer.unlink(missing_ok=True)
-                finished = None
-        if finished is None:
-            finished = run_module("grader.batch.tasks", spec, timeout, cwd=Path(private),
-                                  env=_env(kind, payload), tail=LOG_TAIL)
-        if answer.is_file():
-            try:
-                return json.loads(answer.read_text(encoding="utf-8"))
-            except ValueError:
-                pass
-        failure = finished.failure(f"the {kind} step", timeout)
-        if finished.code is not None and finished.code >= 0:
-            failure += " and no answer"
-        return {"failed": failure, "log": finished.output.strip(), "cause": _cause(kind, finished),
-                "seconds": round(finished.seconds, 2)}
+    finished = None
+    if kind in RESIDENT:
+        found, finished = run_answering(__name__, (kind, payload), timeout,
+                                        resident=_resident())
+        if finished.code not in (0, None):   # it died: run it again alone (module doc)
+            log.info("the resident %s process died (%s); running the task again alone",
+                     kind, finished.failure("it", timeout))
+            finished = None
+    if finished is None:
+        found, finished = run_answering(__name__, (kind, payload), timeout,
+                                        env=_env(kind, payload), tail=LOG_TAIL)
+    if found is not None:
+        return found
+    failure = finished.failure(f"the {kind} step", timeout)
+    if finished.code is not None and finished.code >= 0:
+        failure += " and no answer"
+    return {"failed": failure, "log": finished.output.strip(), "cause": _cause(kind, finished),
+            "seconds": round(finished.seconds, 2)}
 
 
 def _env(kind: str, payload: Any) -> dict[str, str]:
@@ -150,22 +142,23 @@ def _train(payload) -> dict[str, Any]:
 
 def _run(spec_path: str) -> None:
     """One spec: its answer is written to the file it names."""
-    from grader.errors import GradingError
-    from grader.io import write_json
+    answer(spec_path, _handle)
 
-    spec = pickle.loads(Path(spec_path).read_bytes())
-    kind, payload = spec["kind"], spec["payload"]
+
+def _handle(task: tuple[str, Any]) -> dict[str, Any]:
+    from grader.errors import GradingError
+
+    kind, payload = task
     if "keras" in sys.modules:  # a resident: the previous spec's models and layer names go
         sys.modules["keras"].backend.clear_session()
     try:
-        answer = {"inspect": _inspect, "prepare": _prepare, "train": _train}[kind](payload)
+        return {"inspect": _inspect, "prepare": _prepare, "train": _train}[kind](payload)
     except GradingError as exc:  # a message meant for the result as it is (e.g. --max-minutes)
-        answer = {"failed": exc.message.rstrip("."), "cause": exc.info().cause}
+        return {"failed": exc.message.rstrip("."), "cause": exc.info().cause}
     except Exception as exc:  # the driver turns this into an error result
         import traceback
-        answer = {"failed": f"the {kind} step failed: {type(exc).__name__}: {exc}",
-                  "log": traceback.format_exc(limit=8)}
-    write_json(Path(spec["answer"]), answer)
+        return {"failed": f"the {kind} step failed: {type(exc).__name__}: {exc}",
+                "log": traceback.format_exc(limit=8)}
 
 
 def _main(argument: str) -> int:

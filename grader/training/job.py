@@ -5,10 +5,7 @@ task and passes Trained between processes as JSON."""
 
 from __future__ import annotations
 
-import json
-import pickle
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,15 +128,12 @@ def in_own_process(config: dict[str, Any], job: TrainingJob) -> Trained:
     killed with the grader) with the job's backend: ``grade notebook`` keeps TensorFlow for the
     student's kernel and the rebuild, and a JAX training imports none
     (grader.training.backend). Its failures are GradingErrors, as they would be here."""
-    from grader.proc import run_module
+    from grader.proc import run_answering
     from grader.training.backend import process_env
 
-    with tempfile.TemporaryDirectory(prefix="flowers-grader-train-") as private:
-        spec, answer = Path(private) / "spec.pickle", Path(private) / "answer.json"
-        spec.write_bytes(pickle.dumps({"config": config, "job": job, "answer": str(answer)}))
-        finished = run_module("grader.training.job", spec, TIMEOUT, cwd=Path(private),
-                              env=process_env(job.backend, job.deterministic), tail=LOG_TAIL)
-        found = json.loads(answer.read_text(encoding="utf-8")) if answer.is_file() else None
+    found, finished = run_answering("grader.training.job", (config, job), TIMEOUT,
+                                    env=process_env(job.backend, job.deterministic),
+                                    tail=LOG_TAIL)
     if found is None:
         last = finished.output.strip()[-LOG_TAIL:]
         raise GradingError("train", f"Trusted training on {job.backend}: "
@@ -150,19 +144,16 @@ def in_own_process(config: dict[str, Any], job: TrainingJob) -> Trained:
     return Trained.from_json(found)
 
 
-def _main(spec_path: str) -> int:
-    from grader.io import write_json
-    from grader.lazy import quiet_libraries
-
-    quiet_libraries()
-    spec = pickle.loads(Path(spec_path).read_bytes())
+def _answer(payload: tuple[dict[str, Any], TrainingJob]) -> dict[str, Any]:
     try:
-        answer = trusted_training(spec["config"], spec["job"]).to_json()
+        return trusted_training(*payload).to_json()
     except GradingError as exc:  # --max-minutes, a model the backend cannot build, ...
-        answer = {"failed": exc.message, "cause": exc.info().cause}
-    write_json(Path(spec["answer"]), answer)
-    return 0
+        return {"failed": exc.message, "cause": exc.info().cause}
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1]))
+    from grader.lazy import quiet_libraries
+    from grader.proc import answer
+
+    quiet_libraries()
+    answer(sys.argv[1], _answer)

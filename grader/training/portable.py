@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from typing import Any
 
 import numpy as np
 
 from grader import cost
-from grader.errors import GradingError
 from grader.exercise import Profile
 from grader.lazy import keras as keras_module
 from grader.training.batchnorm import BN_BATCHES, BN_EPOCH_BATCHES, recalibrate_batch_norm
 from grader.training.data import Split
 from grader.cost import cpu_description
 from grader.training.device import Device, cpu_flags, gpu_precision
-from grader.training.train import (Evaluation, Training, forward_images, learning_rate,
-                                   projection_meter, scores)
+from grader.training.train import (Evaluation, Training, concluded, forward_images,
+                                   learning_rate, projection_meter, scores,
+                                   validation_callback)
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +205,6 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     deterministic-ops flag when it is on (grader.training.backend.process_env), and the
     Training records whether the flag was there; JAX on CPUs and TPUs repeats itself without
     it. The training runs on JAX's first device (no data parallelism over several)."""
-    keras = keras_module()
     device = detect(precision)
     # on a GPU, what the process was started with decides (backend.process_env)
     deterministic = device.kind != "gpu" or \
@@ -217,38 +215,26 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     calibration = [np.asarray(train_split.images[i:i + profile.batch_size], "float32") / 255.0
                    for i in range(0, min(len(train_split.labels),
                                          BN_BATCHES * profile.batch_size), profile.batch_size)]
-    validate = _Validate(inner, calibration, val_split, classes, profile)
+
+    def recalibrate(last: bool) -> None:   # the architecture's own BN layers, eagerly
+        batches = calibration[:BN_BATCHES if last else BN_EPOCH_BATCHES]
+        recalibrate_batch_norm(inner, ((images, None) for images in batches))
+
+    def score() -> tuple[float, float]:
+        evaluation, loss = evaluate(model, val_split, classes, profile)
+        return loss, evaluation.accuracy
+
+    validate = validation_callback(recalibrate, score, profile.validate_every_epoch)
     meter = projection_meter(profile, steps, forward_images(profile, len(val_split.labels)),
                              f"{device.description}, {device.precision}",
                              on_projection or (lambda projection: None), max_minutes)
     fit = model.fit(_batches(train_split, classes, profile.batch_size, profile.seed),
                     steps_per_epoch=steps, epochs=profile.epochs, verbose=0,
                     callbacks=[meter, validate])
-    if meter.refused:
-        raise GradingError("train", cost.too_slow_message(meter.projection, max_minutes),
-                           cause="too_slow")
-    fit_seconds = time.perf_counter() - started - validate.seconds
-    validating = time.perf_counter()
-    validation, val_loss = evaluate(model, val_split, classes, profile)
-    validate.seconds += time.perf_counter() - validating
-    test = evaluate(model, test_split, classes, profile)[0] if test_split is not None else None
-    history = {key: [float(v) for v in values] for key, values in fit.history.items()
-               if key in ("loss", "accuracy", "val_loss", "val_accuracy")}
-    history.setdefault("val_loss", []).append(val_loss)
-    history.setdefault("val_accuracy", []).append(validation.accuracy)
-    images = steps * profile.batch_size * profile.epochs
-    cost.record({"profile": profile.name, "params": int(inner.count_params()), "images": images,
-                 "fit_seconds": round(fit_seconds, 2),
-                 "seconds": round(time.perf_counter() - started, 2),
-                 "device": device.description, "precision": device.precision,
-                 "backend": keras.backend.backend(),
-                 # the promise for machines without it: this process never loaded TensorFlow
-                 "tensorflow_loaded": sys.modules.get("tensorflow") is not None})
-    return Training(history, validation, test, device.description, device.kind,
-                    device.precision, profile.seed, deterministic, profile.epochs,
-                    len(train_split.labels), len(val_split.labels),
-                    round(time.perf_counter() - started, 2), round(images / fit_seconds, 1),
-                    round(validate.seconds, 2), meter.projection, keras.backend.backend())
+    return concluded(fit, meter, validate, started,
+                     lambda split: evaluate(model, split, classes, profile),
+                     (train_split, val_split, test_split), profile, steps,
+                     int(inner.count_params()), device, deterministic, max_minutes)
 
 
 def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int, image_size: int,
@@ -269,32 +255,3 @@ def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int, ima
         # XLA on JAX; TensorFlow's own graphs elsewhere (XLA compiles slowly on a CPU)
         jit_compile=keras.backend.backend() == "jax")
     return model, inner
-
-
-def _Validate(inner, calibration: list[np.ndarray], val_split: Split, classes: int,
-              profile: Profile):
-    """After each epoch: precise BN statistics of the inner model, then (but after the last,
-    which train() validates itself) validation into the epoch's logs; as in the TensorFlow
-    path, nothing before the last epoch without ``validate_every_epoch``."""
-    keras = keras_module()
-
-    class Validate(keras.callbacks.Callback):
-        seconds = 0.0
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            last = epoch + 1 >= self.params.get("epochs", 0)
-            if self.model.stop_training or not (last or profile.validate_every_epoch):
-                return
-            started = time.perf_counter()
-            logs = logs if logs is not None else {}
-            batches = calibration[:BN_BATCHES if last else BN_EPOCH_BATCHES]
-            recalibrate_batch_norm(inner, ((images, None) for images in batches))
-            if not last:
-                evaluation, loss = evaluate(self.model, val_split, classes, profile)
-                logs["val_loss"], logs["val_accuracy"] = loss, evaluation.accuracy
-                log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", epoch + 1,
-                         self.params.get("epochs", 0), logs.get("accuracy", 0.0),
-                         evaluation.accuracy)
-            self.seconds += time.perf_counter() - started
-
-    return Validate()

@@ -6,7 +6,9 @@ Nothing from the student's kernel reaches this module but the checked model conf
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -158,11 +160,12 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     model, device, deterministic = compiled(config, profile, steps, precision, deterministic)
     started = time.perf_counter()
     calibration = make_dataset(train_split, classes, profile, False).take(BN_BATCHES)
-    validate = _Validate(calibration, make_dataset(val_split, classes, profile, False),
-                         profile.validate_every_epoch)
+    validate = _tensorflow_validation(model, calibration,
+                                      make_dataset(val_split, classes, profile, False),
+                                      profile.validate_every_epoch)
     forward = forward_images(profile, len(val_split.labels))
     meter = projection_meter(profile, steps, forward, f"{device.description}, {device.precision}",
-                   on_projection or (lambda projection: None), max_minutes)
+                             on_projection or (lambda projection: None), max_minutes)
     # One iterator for the whole fit: Keras stops each epoch after `steps` batches, before the
     # iterator reports its end, so a fresh iterator per epoch would leave the old one's
     # background threads running, and destroying it waited for them (5-9 s an epoch here).
@@ -170,32 +173,51 @@ def train(config: dict[str, Any], train_split: Split, val_split: Split, test_spl
     fit = model.fit(make_dataset(train_split, classes, profile, True).repeat(),
                     steps_per_epoch=steps, epochs=profile.epochs, verbose=0, shuffle=False,
                     callbacks=[meter, validate])
+    return concluded(fit, meter, validate, started,
+                     lambda split: evaluate(model, split, classes, profile),
+                     (train_split, val_split, test_split), profile, steps,
+                     int(model.count_params()), device, deterministic, max_minutes)
+
+
+def concluded(fit, meter, validate, started: float,
+              evaluate_split: Callable[[Split], tuple[Evaluation, float]],
+              splits: tuple[Split, Split, Split | None], profile: Profile, steps: int,
+              params: int, device, deterministic: bool,
+              max_minutes: float | None) -> Training:
+    """What follows ``fit`` on either backend (this module, grader.training.portable): stop
+    when the meter refused the projection, validate the final model once (the result's
+    accuracy, which also closes the curve), evaluate the test data, record the cost, and
+    assemble the Training."""
+    train_split, val_split, test_split = splits
     if meter.refused:
         raise GradingError("train", cost.too_slow_message(meter.projection, max_minutes),
                            cause="too_slow")
     fit_seconds = time.perf_counter() - started - validate.seconds
     # The last epoch's validation: the same pass as the result's, so it is made once, here.
     validating = time.perf_counter()
-    validation, val_loss = evaluate(model, val_split, classes, profile)
+    validation, val_loss = evaluate_split(val_split)
     validate.seconds += time.perf_counter() - validating
     log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", profile.epochs, profile.epochs,
              fit.history.get("accuracy", [0.0])[-1], validation.accuracy)
-    test = evaluate(model, test_split, classes, profile)[0] if test_split is not None else None
+    test = evaluate_split(test_split)[0] if test_split is not None else None
     history = {key: [float(v) for v in values] for key, values in fit.history.items()
                if key in ("loss", "accuracy", "val_loss", "val_accuracy")}
     history.setdefault("val_loss", []).append(val_loss)
     history.setdefault("val_accuracy", []).append(validation.accuracy)
-    cost.record({"profile": profile.name, "params": int(model.count_params()),
-                 "images": steps * profile.batch_size * profile.epochs,
+    images = steps * profile.batch_size * profile.epochs
+    backend = keras_module().backend.backend()
+    cost.record({"profile": profile.name, "params": params, "images": images,
                  "fit_seconds": round(fit_seconds, 2),
                  "seconds": round(time.perf_counter() - started, 2),
-                 "device": device.description, "precision": device.precision})
+                 "device": device.description, "precision": device.precision,
+                 "backend": backend,
+                 # the promise for machines without it: a JAX training never loads TensorFlow
+                 "tensorflow_loaded": sys.modules.get("tensorflow") is not None})
     return Training(history, validation, test, device.description, device.kind,
                     device.precision, profile.seed, deterministic, profile.epochs,
                     len(train_split.labels), len(val_split.labels),
-                    round(time.perf_counter() - started, 2),
-                    round(steps * profile.batch_size * profile.epochs / fit_seconds, 1),
-                    round(validate.seconds, 2), meter.projection)
+                    round(time.perf_counter() - started, 2), round(images / fit_seconds, 1),
+                    round(validate.seconds, 2), meter.projection, backend)
 
 
 def compiled(config: dict[str, Any], profile: Profile, steps_per_epoch: int,
@@ -258,16 +280,17 @@ def projection_meter(profile: Profile, steps_per_epoch: int, forward_images: int
     return Meter()
 
 
-def _Validate(calibration, validation, every_epoch: bool):
-    """After each epoch: precise BN statistics, then validation, recorded in the epoch's logs
-    (the History callback runs after this one and keeps them). Logs one line per epoch. After
-    the last epoch only the statistics: train() validates the final model itself. Without
-    ``every_epoch`` (profiles where no one reads the curve), nothing before the last."""
+def validation_callback(recalibrate: Callable[[bool], None],
+                        score: Callable[[], tuple[float, float]], every_epoch: bool):
+    """After each epoch: precise BN statistics (``recalibrate(last)``), then validation
+    (``score()``: loss and accuracy), recorded in the epoch's logs (the History callback runs
+    after this one and keeps them). Logs one line per epoch. After the last epoch only the
+    statistics: train() validates the final model itself. Without ``every_epoch`` (profiles
+    where no one reads the curve), nothing before the last. Both backends use it."""
     keras = keras_module()
 
     class Validate(keras.callbacks.Callback):
         seconds = 0.0
-        forward = None
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             last = epoch + 1 >= self.params.get("epochs", 0)
@@ -277,17 +300,29 @@ def _Validate(calibration, validation, every_epoch: bool):
             started = time.perf_counter()
             logs = logs if logs is not None else {}
             # training never reads the statistics, so the final ones are what decides
-            if self.forward is None:
-                self.forward = batch_norm_forward(self.model)
-            recalibrate_batch_norm(self.model,
-                                   calibration.take(BN_BATCHES if last else BN_EPOCH_BATCHES),
-                                   self.forward)
+            recalibrate(last)
             if not last:
-                scores = self.model.evaluate(validation, verbose=0, return_dict=True)
-                logs["val_loss"], logs["val_accuracy"] = scores["loss"], scores["accuracy"]
+                logs["val_loss"], logs["val_accuracy"] = score()
                 log.info("epoch %d/%d: accuracy %.3f, val_accuracy %.3f", epoch + 1,
                          self.params.get("epochs", 0), logs.get("accuracy", 0.0),
                          logs["val_accuracy"])
             self.seconds += time.perf_counter() - started
 
     return Validate()
+
+
+def _tensorflow_validation(model, calibration, validation, every_epoch: bool):
+    """:func:`validation_callback` over tf.data datasets, the BN pass compiled once."""
+    forward = []
+
+    def recalibrate(last: bool) -> None:
+        if not forward:
+            forward.append(batch_norm_forward(model))
+        recalibrate_batch_norm(model, calibration.take(BN_BATCHES if last else BN_EPOCH_BATCHES),
+                               forward[0])
+
+    def score() -> tuple[float, float]:
+        scores = model.evaluate(validation, verbose=0, return_dict=True)
+        return scores["loss"], scores["accuracy"]
+
+    return validation_callback(recalibrate, score, every_epoch)
