@@ -38,15 +38,6 @@ FORCE = "FLOWERS_GRADER_CALIBRATION"
 FULL_RUN_TIMEOUT = 4 * 3600   # seconds: four times the full run on the slowest host
 
 
-@pytest.fixture(scope="module")
-def real_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("real")
-    process = run_grade("data", "import", SHARED_PHOTOS, "--out", folder)
-    assert process.returncode == 0, process.stderr
-    folder.chmod(0o755)
-    return folder
-
-
 def _full_projection(short: dict, photos: int) -> cost.Projection:
     """The full profile's duration at the speed the short check's first steps measured."""
     measured, full = short["training"]["projection"], load_exercise().profile("full")
@@ -58,16 +49,16 @@ def _full_projection(short: dict, photos: int) -> cost.Projection:
                         measured["setup_seconds"], measured["host"])
 
 
-def test_reference_earns_the_target_on_real_photos(real_data: Path, tmp_path: Path,
+def test_reference_earns_the_target_on_real_photos(real_photo_shards: Path, tmp_path: Path,
                                                    request: pytest.FixtureRequest) -> None:
     forced = os.environ.get(FORCE, "")
     assert forced in ("", "full", "short"), f"{FORCE} must be full or short, not {forced!r}"
     lines = request.config.stash.setdefault(CALIBRATION_LINES, [])
     if forced == "full":
         lines.append(f"calibration: forced full by {FORCE}")
-        _full(real_data, tmp_path / "full", lines)
+        _full(real_photo_shards, tmp_path / "full", lines)
     else:
-        short = _short(real_data, tmp_path / "short", lines)
+        short = _short(real_photo_shards, tmp_path / "short", lines)
         photos = sum(1 for path in SHARED_PHOTOS.rglob("*") if path.is_file()
                      and path.suffix.lower() in (".jpg", ".jpeg", ".png"))
         projection = _full_projection(short, photos)
@@ -78,7 +69,7 @@ def test_reference_earns_the_target_on_real_photos(real_data: Path, tmp_path: Pa
                      f"measured by the short check); budget {FULL_BUDGET_MINUTES:g} min"
                      + (f", forced short by {FORCE}" if forced else ""))
         if fits:
-            _full(real_data, tmp_path / "full", lines)
+            _full(real_photo_shards, tmp_path / "full", lines)
         else:
             lines.append("calibration: the full calibration was NOT run on this host. Run it "
                          "with `make test-calibration`.")

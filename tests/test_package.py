@@ -218,7 +218,7 @@ seed = 42
 
 
 @pytest.fixture(scope="module")
-def autograder(wheel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def autograder(wheel, clean_flowers: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`grade autograder`'s zip unpacked into a folder that stands in for /autograder, and
     setup.sh's install step run there (its apt step finds Python 3.11 and bubblewrap here)."""
     path, _ = wheel
@@ -227,11 +227,7 @@ def autograder(wheel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     course = root.parent / "course"
     shutil.copytree(ROOT / "exercises" / "flowers-cnn", course)
     (course / "exercise.toml").write_text((course / "exercise.toml").read_text() + INSTANT)
-    data = root.parent / "flowers"
-    synth = run_grade("data", "synth", "--out", data, "--images", "320", "--clutter", "0",
-                      "--seed", "1")
-    assert synth.returncode == 0, synth.stderr[-2000:]
-    built = run_grade("autograder", "--out", root / "autograder.zip", "--data", data,
+    built = run_grade("autograder", "--out", root / "autograder.zip", "--data", clean_flowers,
                       "--exercise", course, "--profile", "instant", "--timeout-minutes", "10",
                       "--wheel", path)
     assert built.returncode == 0, built.stderr[-2000:]

@@ -18,18 +18,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import NOTEBOOKS, run_grade, start_grade
 from grader.exercise import load_exercise
 
 CORPUS = NOTEBOOKS / "real-world"
-CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 
 
 def expectations() -> dict[str, tuple[str, list[str]]]:
@@ -43,37 +39,15 @@ def expectations() -> dict[str, tuple[str, list[str]]]:
     return found
 
 
-def _archive(folder: Path) -> Path:
-    """A small flower_photos.tgz in the layout of the real one: flower_photos/<class>/*.jpg."""
-    rng = np.random.default_rng(0)
-    photos = folder / "photos" / "flower_photos"
-    for name in CLASSES:
-        (photos / name).mkdir(parents=True)
-        for index in range(6):
-            pixels = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(photos / name / f"{index}.jpg")
-    archive = folder / "data" / ".fetch" / "flower_photos.tgz"
-    archive.parent.mkdir(parents=True)
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(photos, "flower_photos")
-    return archive
-
-
 @pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The data folder and the corpus (without its README, with the student notebook)."""
-    work = tmp_path_factory.mktemp("real-world")
-    _archive(work)
-    data = work / "data"
-    for command in (("data", "synth", "--out", data, "--images", "320"),
-                    ("data", "tfds", "--data", data)):
-        process = run_grade(*command)
-        assert process.returncode == 0, process.stderr[-2000:]
-    notebooks = work / "notebooks"
+def work(real_world_data: Path) -> Path:
+    """The data folder (conftest's real_world_data) and the corpus (without its README, with
+    the student notebook)."""
+    notebooks = real_world_data / "notebooks"
     notebooks.mkdir()
     for notebook in [*CORPUS.glob("*.ipynb"), load_exercise().notebook]:
         shutil.copy(notebook, notebooks)
-    return work
+    return real_world_data
 
 
 def _batch(work: Path, out: str, *options: str, folder: str = "notebooks") -> Path:
