@@ -4,9 +4,11 @@ account of the host and of everything the suite trained."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -241,20 +243,20 @@ def make_notebook(tmp_path: Path) -> Callable[..., Path]:
 
 
 class Ahead:
-    """The data sets the selected tests will ask for, made from the start of the session by
-    `grade data` commands in one background thread, at the lowest CPU priority (nice 19), in
-    the order the tests will need them.
+    """What the selected tests will ask for and takes no test's attention to make (data sets,
+    the wheel, the autograder's install), made from the start of the session in one background
+    thread, at the lowest CPU priority (nice 19), in the order the tests will need it.
 
-    Each is one single-threaded process that took about 10-20 s while a core stood idle (75 s
-    in all). The suite's first test, `grade demo`, leaves about half a core idle while it
-    trains, and the data is made there: nice 19 cost its training about 8% (14.4 → 13.3 and
-    12.8 → 11.8 images/s, a CPU hog beside it on the AVX2-only host). A fixture that asks
-    before its data is made waits for it; a failed command fails that fixture, with its
-    output."""
+    Each job is a command or two that kept one core busy while the other stood idle. The
+    suite's first test, `grade demo`, leaves about half a core idle while it trains, and most
+    of this is made there: nice 19 cost its training about 8% (14.4 → 13.3 and 12.8 → 11.8
+    images/s, a CPU hog beside it, on the AVX2-only host). A fixture that asks before its job
+    is done waits for it; a failed job fails that fixture, with the command's output. A job is
+    declared with @ahead_job next to the fixture that asks for it."""
 
-    def __init__(self, jobs: list[tuple[str, Path, Callable[[Ahead, Path], None]]]) -> None:
-        self._folders = {name: folder for name, folder, _ in jobs}
-        self._done = {name: threading.Event() for name in self._folders}
+    def __init__(self, jobs: list[tuple[str, Path, Maker]]) -> None:
+        self._done = {name: threading.Event() for name, _, _ in jobs}
+        self._made: dict[str, object] = {}
         self._errors: dict[str, BaseException] = {}
         self._stopped = False
         self._running: subprocess.Popen | None = None
@@ -262,47 +264,82 @@ class Ahead:
         self._thread = threading.Thread(target=self._make, args=(jobs,), daemon=True)
         self._thread.start()
 
-    def _make(self, jobs: list[tuple[str, Path, Callable[[Ahead, Path], None]]]) -> None:
+    def _make(self, jobs: list[tuple[str, Path, Maker]]) -> None:
         for name, folder, make in jobs:
             try:
                 if self._stopped:
                     raise RuntimeError("the session ended first")
-                make(self, folder)
+                self._made[name] = make(self, folder)
             except BaseException as exc:  # the fixture that asks raises it
                 self._errors[name] = exc
             finally:
                 self._done[name].set()
 
-    def grade(self, *args: str | Path) -> None:
-        """`grade ARGS` at nice 19; fails with its output when it fails."""
-        process = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "grader",
-                                    *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, env=self._env)
+    def run(self, *command: str | Path, cwd: Path = ROOT,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """``command`` at nice 19, its output captured (stdout and stderr together)."""
+        process = subprocess.Popen(["nice", "-n", "19", *map(str, command)], cwd=cwd,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env=env or self._env, start_new_session=True)
         self._running = process
         output, _ = process.communicate()
-        assert process.returncode == 0, f"grade {' '.join(map(str, args))}: {output[-3000:]}"
+        return subprocess.CompletedProcess(process.args, process.returncode, output, "")
 
-    def get(self, name: str) -> Path:
+    def grade(self, *args: str | Path) -> None:
+        """`grade ARGS` at nice 19; fails with its output when it fails."""
+        done = self.run(sys.executable, "-m", "grader", *args)
+        assert done.returncode == 0, f"grade {' '.join(map(str, args))}: {done.stdout[-3000:]}"
+
+    def get(self, name: str) -> object:
+        """What the job's function returned, once it has (its exception, if it raised)."""
         self._done[name].wait()
         if name in self._errors:
             raise self._errors[name]
-        return self._folders[name]
+        return self._made[name]
 
     def stop(self) -> None:
         self._stopped = True
         if self._running is not None and self._running.poll() is None:
-            self._running.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._running.pid, signal.SIGKILL)   # and what it started
         self._thread.join()
 
 
-def _synthetic(images: int, seed: int, *extra: str) -> Callable[[Ahead, Path], None]:
-    def make(ahead: Ahead, folder: Path) -> None:
+Maker = Callable[[Ahead, Path], object]
+# fixture name → (its folder's name, the jobs it needs done first, what makes it)
+AHEAD: dict[str, tuple[str, tuple[str, ...], Maker]] = {}
+
+
+def ahead_job(fixture: str, folder: str, needs: tuple[str, ...] = ()) -> Callable[[Maker], Maker]:
+    """Declare the decorated function as the background job that fixture ``fixture`` gets
+    with ``ahead.get(fixture)``: called with the Ahead and a new temporary folder named after
+    ``folder``, once the jobs in ``needs`` are done."""
+    def register(make: Maker) -> Maker:
+        AHEAD[fixture] = (folder, needs, make)
+        return make
+    return register
+
+
+def _synthetic(fixture: str, images: int, seed: int, *extra: str) -> None:
+    @ahead_job(fixture, fixture.replace("_", "-"))
+    def make(ahead: Ahead, folder: Path) -> Path:
         ahead.grade("data", "synth", "--out", folder, "--images", images, "--seed", seed, *extra)
-    return make
+        return folder
 
 
-def _real_photos(ahead: Ahead, folder: Path) -> None:
+# tests that only need the path to run (smoke profile)
+_synthetic("small_data", 160, 7)
+# 165 validation images (3 of 16 shards hold 19%): the codelab's playground notebook takes 160
+# of them and indexes up to the 100th
+_synthetic("playground_data", 880, 1)
+# the autograder zip's flowers, without clutter: one epoch teaches the reference something
+_synthetic("clean_flowers", 320, 1, "--clutter", "0")
+
+
+@ahead_job("real_photo_shards", "real")
+def _real_photos(ahead: Ahead, folder: Path) -> Path:
     ahead.grade("data", "import", SHARED_PHOTOS, "--out", folder)
+    return folder
 
 
 def flower_photos_archive(folder: Path) -> Path:
@@ -310,7 +347,7 @@ def flower_photos_archive(folder: Path) -> Path:
     at folder/data/.fetch, where `grade data fetch` keeps the downloaded one."""
     rng = np.random.default_rng(0)
     photos = folder / "photos" / "flower_photos"
-    for name in CLASSES:
+    for name in ("daisy", "dandelion", "roses", "sunflowers", "tulips"):
         (photos / name).mkdir(parents=True)
         for index in range(6):
             pixels = rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)
@@ -322,44 +359,39 @@ def flower_photos_archive(folder: Path) -> Path:
     return archive
 
 
-def _real_world(ahead: Ahead, folder: Path) -> None:
+@ahead_job("real_world_data", "real-world")
+def _real_world(ahead: Ahead, folder: Path) -> Path:
     """What an instructor's data folder holds: shards, the photo archive `grade data fetch`
     keeps (a small one, served to `get_file`), and TFDS's tf_flowers prepared from it."""
     flower_photos_archive(folder)
     ahead.grade("data", "synth", "--out", folder / "data", "--images", "320")
     ahead.grade("data", "tfds", "--data", folder / "data")
-
-
-# fixture name → (its folder's name, how it is made); each fixture below returns its folder
-AHEAD: dict[str, tuple[str, Callable[[Ahead, Path], None]]] = {
-    # tests that only need the path to run (smoke profile)
-    "small_data": ("small-data", _synthetic(160, 7)),
-    # 165 validation images (3 of 16 shards hold 19%): the codelab's playground notebook takes
-    # 160 of them and indexes up to the 100th
-    "playground_data": ("playground-data", _synthetic(880, 1)),
-    # the autograder zip's flowers, without clutter: one epoch teaches the reference something
-    "clean_flowers": ("clean-flowers", _synthetic(320, 1, "--clutter", "0")),
-    "real_world_data": ("real-world", _real_world),
-    "real_photo_shards": ("real", _real_photos),
-}
-CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+    return folder
 
 
 @pytest.fixture(scope="session", autouse=True)
 def ahead(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ahead]:
-    """Starts making the data the selected tests use (Ahead), in the order they use it."""
+    """Starts the jobs (Ahead) of the fixtures the selected tests use, in the order they use
+    them, each after the jobs it needs."""
     order: list[str] = []
-    for item in request.session.items:
-        order += [n for n in getattr(item, "fixturenames", ()) if n in AHEAD and n not in order]
-    if not SHARED_PHOTOS.is_dir() and "real_photo_shards" in order:
-        order.remove("real_photo_shards")  # test_calibration.py is skipped and says why
 
+    def add(name: str) -> None:
+        if name not in order:
+            for need in AHEAD[name][1]:
+                add(need)
+            order.append(name)
+
+    for item in request.session.items:
+        for name in getattr(item, "fixturenames", ()):
+            if name in AHEAD and not (name == "real_photo_shards"
+                                      and not SHARED_PHOTOS.is_dir()):  # skipped, and says so
+                add(name)
     jobs = []
     for name in order:
         folder = tmp_path_factory.mktemp(AHEAD[name][0])
         folder.chmod(0o755)  # pytest makes it 0700; the sandboxed kernel's user must read it
-        jobs.append((name, folder, AHEAD[name][1]))
+        jobs.append((name, folder, AHEAD[name][2]))
     started = Ahead(jobs)
     yield started
     started.stop()

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 import grader
-from conftest import (REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK, leftover_processes,
-                      run_grade)
+from conftest import (REFERENCE_NOTEBOOK, ROOT, STUDENT_NOTEBOOK, Ahead, ahead_job,
+                      leftover_processes)
 
 NOT_SOURCES = {".venv", ".git", "build", "dist", "demo-output", "__pycache__", ".pytest_cache",
                "node_modules"}
@@ -36,32 +36,39 @@ NOT_SOURCES = {".venv", ".git", "build", "dist", "demo-output", "__pycache__", "
 MACHINE_NOTE = re.compile(r"WARNING: Location 'file://\S+' is ignored")
 
 
-def _run(*command: str | Path, cwd: Path, timeout: int = 900,
-         extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Without this shell's PYTHONPATH and virtual environment, and without
     PYTHONDONTWRITEBYTECODE (set on this machine; setuptools then warns that it skips the
     byte-compiling a normal install does)."""
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
-    env.update({"PYTHONUNBUFFERED": "1", **(extra_env or {})})
+    return {**env, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
+def _run(*command: str | Path, cwd: Path, timeout: int = 900,
+         extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=_env(extra_env))
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+@ahead_job("wheel", "wheel")
+def _build_wheel(ahead: Ahead, work: Path) -> tuple[Path, str]:
     """The wheel, built from a copy of the sources (a build writes into its source tree), and
     the build's log."""
-    work = tmp_path_factory.mktemp("wheel")
     sources = work / "sources"
     shutil.copytree(ROOT, sources, ignore=lambda folder, names: [
         name for name in names if name in NOT_SOURCES or name.endswith(".egg-info")])
-    built = _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w", work / "dist",
-                 sources, cwd=work)
-    assert built.returncode == 0, built.stderr[-3000:]
+    built = ahead.run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w",
+                      work / "dist", sources, cwd=work, env=_env())
+    assert built.returncode == 0, built.stdout[-3000:]
     found = list((work / "dist").glob("flowers_grader-*.whl"))
     assert len(found) == 1
-    return found[0], built.stdout + built.stderr
+    return found[0], built.stdout
+
+
+@pytest.fixture(scope="module")
+def wheel(ahead: Ahead) -> tuple[Path, str]:
+    return ahead.get("wheel")
 
 
 def test_the_wheel_ships_the_grader_and_the_student_notebook_and_never_the_solution(
@@ -94,19 +101,23 @@ def test_the_build_prints_no_warning(wheel) -> None:
     assert warnings == []
 
 
-@pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+@ahead_job("installed", "installed", needs=("wheel",))
+def _install_wheel(ahead: Ahead, home: Path) -> Path:
     """A new environment (its dependencies hard-linked from this one) with the wheel in it."""
-    path, _ = wheel
-    venv = tmp_path_factory.mktemp("installed") / "venv"
-    copied = _run("cp", "-al", sys.prefix, venv, cwd=venv.parent)
-    assert copied.returncode == 0, copied.stderr
-    python = venv / "bin" / "python"
-    home = venv.parent
+    path, _ = ahead.get("wheel")
+    venv = home / "venv"
+    copied = ahead.run("cp", "-al", sys.prefix, venv, cwd=home)
+    assert copied.returncode == 0, copied.stdout
     for command in (("uninstall", "-y", "flowers-grader"), ("install", "--no-deps", path)):
-        done = _run(python, "-m", "pip", "--disable-pip-version-check", "-q", *command, cwd=home)
-        assert done.returncode == 0, done.stderr[-2000:]
+        done = ahead.run(venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check",
+                         "-q", *command, cwd=home, env=_env())
+        assert done.returncode == 0, done.stdout[-2000:]
     return venv
+
+
+@pytest.fixture(scope="module")
+def installed(ahead: Ahead) -> Path:
+    return ahead.get("installed")
 
 
 def test_grade_runs_from_the_installed_wheel(installed: Path, small_data: Path) -> None:
@@ -217,21 +228,19 @@ seed = 42
 """
 
 
-@pytest.fixture(scope="module")
-def autograder(wheel, clean_flowers: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+@ahead_job("autograder", "autograder", needs=("wheel", "clean_flowers"))
+def _install_autograder(ahead: Ahead, root: Path) -> Path:
     """`grade autograder`'s zip unpacked into a folder that stands in for /autograder, and
     setup.sh's install step run there (its apt step finds Python 3.11 and bubblewrap here)."""
-    path, _ = wheel
-    root = tmp_path_factory.mktemp("autograder")
-    root.chmod(0o755)  # the kernel's user reads the shards in source/data
+    path, _ = ahead.get("wheel")
     course = root.parent / "course"
     shutil.copytree(ROOT / "exercises" / "flowers-cnn", course)
     (course / "exercise.toml").write_text((course / "exercise.toml").read_text() + INSTANT)
-    built = run_grade("autograder", "--out", root / "autograder.zip", "--data", clean_flowers,
+    built = ahead.run(sys.executable, "-m", "grader", "autograder", "--out",
+                      root / "autograder.zip", "--data", ahead.get("clean_flowers"),
                       "--exercise", course, "--profile", "instant", "--timeout-minutes", "10",
                       "--wheel", path)
-    assert built.returncode == 0, built.stderr[-2000:]
-    assert "autograder.zip" in built.stdout
+    assert built.returncode == 0 and "autograder.zip" in built.stdout, built.stdout[-2000:]
     with zipfile.ZipFile(root / "autograder.zip") as archive:
         names = set(archive.namelist())
         assert {"setup.sh", "run_autograder", path.name, "autograder.json",
@@ -241,11 +250,16 @@ def autograder(wheel, clean_flowers: Path, tmp_path_factory: pytest.TempPathFact
     for script in ("setup.sh", "run_autograder"):  # zipfile does not restore modes
         (root / "source" / script).chmod(0o755)
     shutil.copy(root / "source" / "run_autograder", root / "run_autograder")  # as Gradescope
-    env = {"AUTOGRADER_ROOT": str(root)}
-    setup = _run("bash", root / "source" / "setup.sh", cwd=root, extra_env=env)
-    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
+    setup = ahead.run("bash", root / "source" / "setup.sh", cwd=root,
+                      env=_env({"AUTOGRADER_ROOT": str(root)}))
+    assert setup.returncode == 0, setup.stdout[-4000:]
     assert "nothing to install with apt" in setup.stdout
     return root
+
+
+@pytest.fixture(scope="module")
+def autograder(ahead: Ahead) -> Path:
+    return ahead.get("autograder")
 
 
 def _submit(root: Path, cases: dict[str, dict[str, Path | bytes]]) -> dict[str, dict]:
