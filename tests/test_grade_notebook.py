@@ -1,6 +1,7 @@
 """`grade notebook` end to end: broken submissions end in a result, never in a traceback; the
-cost of a training is projected from its first steps, and --max-minutes stops it. The gradings
-that start a kernel run two at a time (one module fixture), each with its own output."""
+cost of a training is projected from its first steps, and --max-minutes stops it; an
+instructor's private test set decides the verdict. The gradings that start a kernel run two at
+a time (one module fixture), each with its own output."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def graded(small_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                        ["--no-train"]),
         # 0.001 minutes: whatever this machine's speed, the projection is over the limit.
         "max_minutes": (STUDENT_NOTEBOOK, ["--profile", "smoke", "--max-minutes", "0.001"]),
+        # the small shards also given as the instructor's private test set
+        "test_data": (STUDENT_NOTEBOOK, ["--profile", "smoke", "--test-data", small_data]),
         # Colab's nbformat 4.0 file: nbformat would warn (cell ids) on the way
         "nbformat_4_0": (NOTEBOOKS / "real-world" / "colab_nbformat_4_0_no_cell_ids.ipynb",
                          ["--no-train"]),
@@ -114,8 +117,16 @@ def test_parameters_are_injected_after_the_tagged_cell(graded) -> None:
         "accuracy was not measured."]
 
 
-def test_the_projection_is_printed_and_recorded_before_training(student_smoke) -> None:
-    graded = student_smoke
+def test_test_data_decides_the_verdict(graded) -> None:
+    result = graded["test_data"].result
+    training = result["training"]
+    assert training["test_accuracy"] is not None
+    assert result["accuracy"] == training["test_accuracy"]
+    assert sum(map(sum, training["test"]["confusion"])) == 160
+
+
+def test_the_projection_is_printed_and_recorded_before_training(graded) -> None:
+    graded = graded["test_data"]
     projection = graded.result["training"]["projection"]
     profile = load_exercise().profile("smoke")
     assert projection["images_per_second"] > 0 and projection["epochs"] == profile.epochs

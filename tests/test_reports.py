@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from conftest import ROOT, run_grade
+from conftest import ROOT, grade_concurrently, run_grade
 from grader.exercise import load_exercise
 from grader.result import Check, ErrorInfo, Result, blank
 from reports.dashboard import context
@@ -39,20 +39,23 @@ EVIL_CELLS = [
 
 @pytest.fixture(scope="session")
 def batch(tmp_path_factory: pytest.TempPathFactory, small_data: Path) -> Path:
-    """A batch folder: one real hostile submission and one real broken one, then rendered."""
+    """A batch folder: one real hostile submission and one real broken one, graded side by
+    side, then rendered."""
     import nbformat
 
     root = tmp_path_factory.mktemp("batch")
     notebooks = tmp_path_factory.mktemp("submissions")
     sources = {f"javascript:alert(4) {XSS}": EVIL_CELLS, "broken": ["raise ValueError('<b>x')"]}
+    jobs = {}
     for student, cells in sources.items():
         notebook = nbformat.v4.new_notebook()
         notebook.cells = [nbformat.v4.new_code_cell(c) for c in cells]
         path = notebooks / f"{student}.ipynb"
         nbformat.write(notebook, str(path))
-        process = run_grade("notebook", path, "--data", small_data, "--out", root / student,
-                            "--profile", "smoke")
-        assert (root / student / "result.json").exists(), process.stderr
+        jobs[student] = (root / student, ["notebook", path, "--data", small_data, "--out",
+                                          root / student, "--profile", "smoke"])
+    for graded in grade_concurrently(jobs).values():
+        assert graded.result is not None, graded.stderr
     assert run_grade("render", root).returncode == 0
     return root
 
