@@ -194,7 +194,7 @@ def inspect(request: Request, result: Result, clock: _Clock) -> Inspection:
         return Inspection(None, info)
     if not all(c.passed for c in result.checks):
         result.status = "rejected"
-        result.score = results.score(result.checks, None, exercise)
+        result.score = rules.score(result.checks, None, exercise)
         result.hints = hints.hints(info, None, exercise)
         return Inspection(None, info)
     return Inspection(config, info)
@@ -217,7 +217,7 @@ def _model(execution: Execution, result: Result, exercise: Exercise
 
 def checked(result: Result, exercise: Exercise, skipped_note: bool = True) -> None:
     """Every rule passed and training was not asked for (--no-train): the rule points only."""
-    result.status, result.score = "checked", results.score(result.checks, None, exercise)
+    result.status, result.score = "checked", rules.score(result.checks, None, exercise)
     if skipped_note:
         result.warnings.append("Trusted training was skipped (--no-train): the model passed "
                                "every rule, and its accuracy was not measured.")
@@ -230,7 +230,7 @@ def finish(result: Result, info: ModelInfo | None, trained: Trained,
     result.samples = trained.samples
     result.hints = hints.hints(info, result.training, exercise)
     result.status, result.passed = "graded", trained.accuracy >= exercise.target.accuracy
-    result.score = results.score(result.checks, trained.accuracy, exercise)
+    result.score = rules.score(result.checks, trained.accuracy, exercise)
     claim = static.claim_warning(result.claimed_accuracy, trained.accuracy)
     result.claim_flagged = claim is not None
     result.warnings += [claim] if claim else []
@@ -265,4 +265,4 @@ def _execute(notebook, request: Request, readable: tuple[Path, ...]) -> Executio
 
 def _reject(result: Result, exc: ConfigRejected, exercise: Exercise) -> None:
     result.status, result.checks = "rejected", rules.too_large(exc.rule, exc.message)
-    result.score = results.score(result.checks, None, exercise)
+    result.score = rules.score(result.checks, None, exercise)

@@ -14,10 +14,10 @@ import pytest
 
 from grader.exercise import load_exercise
 from grader.model.rebuild import Finding, LayerInfo, ModelInfo
-from grader.model.rules import MODEL_RULES, ORDER, check
+from grader.model.rules import MODEL_RULES, ORDER, check, score
 from grader.pipeline import finish
 from grader.training.job import Trained
-from grader.result import ErrorInfo, ModelSummary, Result, TrainingSummary, blank, score
+from grader.result import ErrorInfo, ModelSummary, Result, TrainingSummary, blank
 from reports.exports import dumps, gradescope, grades_csv, junit
 
 EXERCISE = load_exercise()

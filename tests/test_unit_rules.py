@@ -14,10 +14,10 @@ from grader.errors import GradingError
 from grader.exercise import load_exercise
 from grader.model.hints import hints
 from grader.model.rebuild import Finding, LayerInfo, ModelInfo
-from grader.model.rules import (CONFIG_RULES, MODEL_RULES, ORDER, UNSAFE, Check, check, too_large,
-                                unsafe)
+from grader.model.rules import (CONFIG_RULES, MODEL_RULES, ORDER, UNSAFE, Check, check, score,
+                                too_large, unsafe)
 from grader.model.rules import RULES as REGISTRY
-from grader.result import TrainingSummary, score
+from grader.result import TrainingSummary
 
 EXERCISE = load_exercise()
 SIZE, CLASSES, RULES = EXERCISE.image_size, len(EXERCISE.classes), EXERCISE.rules

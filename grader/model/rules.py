@@ -164,3 +164,22 @@ def too_large(rule_id: str, message: str) -> list[Check]:
     """The one check of a config too large or deep to read."""
     return [Check(rule_id, False, "The model's configuration is of a readable size.", message,
                   "Build a smaller model from standard layers.")]
+
+
+def score(checks: list[Check], accuracy: float | None, exercise: Exercise) -> float:
+    """Rule points shared equally by the checks, plus accuracy points and the stretch bonus.
+
+    Accuracy points rise linearly from chance to the target; the bonus from the target to the
+    stretch. A model that was not trained (accuracy None) gets its rule points only.
+    """
+    rubric, target = exercise.rubric, exercise.target
+    points = rubric.rule_points * sum(c.passed is True for c in checks) / len(checks) \
+        if checks else 0.0
+    if accuracy is not None:
+        points += rubric.accuracy_points * _ramp(accuracy, rubric.chance, target.accuracy)
+        points += rubric.stretch_bonus * _ramp(accuracy, target.accuracy, target.stretch)
+    return round(points, 2)
+
+
+def _ramp(value: float, low: float, high: float) -> float:
+    return min(1.0, max(0.0, (value - low) / (high - low))) if high > low else float(value >= high)

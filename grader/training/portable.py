@@ -25,15 +25,15 @@ from typing import Any
 import numpy as np
 
 from grader import cost
+from grader.cost import cpu_description
 from grader.exercise import Profile
 from grader.lazy import keras as keras_module
 from grader.training.batchnorm import BN_BATCHES, BN_EPOCH_BATCHES, recalibrate_batch_norm
+from grader.training.callbacks import projection_meter, validation_callback
 from grader.training.data import Split
-from grader.cost import cpu_description
 from grader.training.device import Device, cpu_flags, gpu_precision
 from grader.training.train import (Evaluation, Training, concluded, forward_images,
-                                   learning_rate, projection_meter, scores,
-                                   validation_callback)
+                                   learning_rate, scores)
 
 log = logging.getLogger(__name__)
 
