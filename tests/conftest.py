@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import numpy as np
@@ -250,7 +252,7 @@ class Ahead:
     of this is made there: one core's worth at nice 19 cost its training about 8% (14.4 → 13.3
     and 12.8 → 11.8 images/s, a CPU hog beside it, on the AVX2-only host). A fixture that asks
     before its job is done waits for it; a failed job fails that fixture, with the command's
-    output. A job is declared with @ahead_job next to the fixture that asks for it."""
+    output. @ahead_job makes a function both a job and the session fixture that waits for it."""
 
     def __init__(self, jobs: list[tuple[str, Path, Maker]]) -> None:
         self._done = {name: threading.Event() for name, _, _ in jobs}
@@ -309,44 +311,49 @@ Maker = Callable[[Ahead, Path], object]
 # process per core, and two of them beside `grade demo` slowed its training by a fifth.
 BACKGROUND = ("nice", "-n", "19",
               *(("taskset", "-c", str(max(os.sched_getaffinity(0))))
-                if len(os.sched_getaffinity(0)) > 1 else ()))
+                if len(os.sched_getaffinity(0)) > 1 and shutil.which("taskset") else ()))
 # fixture name → (its folder's name, the jobs it needs done first, what makes it)
 AHEAD: dict[str, tuple[str, tuple[str, ...], Maker]] = {}
 
 
-def ahead_job(fixture: str, folder: str, needs: tuple[str, ...] = ()) -> Callable[[Maker], Maker]:
-    """Declare the decorated function as the background job that fixture ``fixture`` gets
-    with ``ahead.get(fixture)``: called with the Ahead and a new temporary folder named after
-    ``folder``, once the jobs in ``needs`` are done."""
-    def register(make: Maker) -> Maker:
+def ahead_job(fixture: str, folder: str, needs: tuple[str, ...] = ()) -> Callable[[Maker], Any]:
+    """Make the decorated function a background job (Ahead), and the session fixture
+    ``fixture`` that waits for what it returns. The job is called with the Ahead and a new
+    temporary folder named after ``folder``, once the jobs in ``needs`` are done."""
+    def register(make: Maker) -> Any:
         AHEAD[fixture] = (folder, needs, make)
-        return make
+
+        @pytest.fixture(scope="session", name=fixture)
+        def made(ahead: Ahead) -> object:
+            return ahead.get(fixture)
+        return made
     return register
 
 
-def _synthetic(fixture: str, images: int, seed: int, *extra: str) -> None:
+def _synthetic(fixture: str, images: int, seed: int, *extra: str) -> Any:
     @ahead_job(fixture, fixture.replace("_", "-"))
     def make(ahead: Ahead, folder: Path) -> Path:
         ahead.grade("data", "synth", "--out", folder, "--images", images, "--seed", seed, *extra)
         return folder
+    return make
 
 
 # tests that only need the path to run (smoke profile)
-_synthetic("small_data", 160, 7)
+small_data = _synthetic("small_data", 160, 7)
 # 165 validation images (3 of 16 shards hold 19%): the codelab's playground notebook takes 160
 # of them and indexes up to the 100th
-_synthetic("playground_data", 880, 1)
+playground_data = _synthetic("playground_data", 880, 1)
 # the autograder zip's flowers, without clutter: one epoch teaches the reference something
-_synthetic("clean_flowers", 320, 1, "--clutter", "0")
+clean_flowers = _synthetic("clean_flowers", 320, 1, "--clutter", "0")
 
 
 @ahead_job("real_photo_shards", "real")
-def _real_photos(ahead: Ahead, folder: Path) -> Path:
+def real_photo_shards(ahead: Ahead, folder: Path) -> Path:
     ahead.grade("data", "import", SHARED_PHOTOS, "--out", folder)
     return folder
 
 
-def flower_photos_archive(folder: Path) -> Path:
+def _flower_photos_archive(folder: Path) -> Path:
     """A small flower_photos.tgz in the layout of the real one (flower_photos/<class>/*.jpg),
     at folder/data/.fetch, where `grade data fetch` keeps the downloaded one."""
     rng = np.random.default_rng(0)
@@ -364,10 +371,10 @@ def flower_photos_archive(folder: Path) -> Path:
 
 
 @ahead_job("real_world_data", "real-world")
-def _real_world(ahead: Ahead, folder: Path) -> Path:
+def real_world_data(ahead: Ahead, folder: Path) -> Path:
     """What an instructor's data folder holds: shards, the photo archive `grade data fetch`
     keeps (a small one, served to `get_file`), and TFDS's tf_flowers prepared from it."""
-    flower_photos_archive(folder)
+    _flower_photos_archive(folder)
     ahead.grade("data", "synth", "--out", folder / "data", "--images", "320")
     ahead.grade("data", "tfds", "--data", folder / "data")
     return folder
@@ -399,31 +406,6 @@ def ahead(request: pytest.FixtureRequest,
     started = Ahead(jobs)
     yield started
     started.stop()
-
-
-@pytest.fixture(scope="session")
-def small_data(ahead: Ahead) -> Path:
-    return ahead.get("small_data")
-
-
-@pytest.fixture(scope="session")
-def playground_data(ahead: Ahead) -> Path:
-    return ahead.get("playground_data")
-
-
-@pytest.fixture(scope="session")
-def clean_flowers(ahead: Ahead) -> Path:
-    return ahead.get("clean_flowers")
-
-
-@pytest.fixture(scope="session")
-def real_world_data(ahead: Ahead) -> Path:
-    return ahead.get("real_world_data")
-
-
-@pytest.fixture(scope="session")
-def real_photo_shards(ahead: Ahead) -> Path:
-    return ahead.get("real_photo_shards")
 
 
 def _running_grader_processes() -> list[str]:

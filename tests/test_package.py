@@ -52,7 +52,7 @@ def _run(*command: str | Path, cwd: Path, timeout: int = 900,
 
 
 @ahead_job("wheel", "wheel")
-def _build_wheel(ahead: Ahead, work: Path) -> tuple[Path, str]:
+def wheel(ahead: Ahead, work: Path) -> tuple[Path, str]:
     """The wheel, built from a copy of the sources (a build writes into its source tree), and
     the build's log."""
     sources = work / "sources"
@@ -64,11 +64,6 @@ def _build_wheel(ahead: Ahead, work: Path) -> tuple[Path, str]:
     found = list((work / "dist").glob("flowers_grader-*.whl"))
     assert len(found) == 1
     return found[0], built.stdout
-
-
-@pytest.fixture(scope="module")
-def wheel(ahead: Ahead) -> tuple[Path, str]:
-    return ahead.get("wheel")
 
 
 def test_the_wheel_ships_the_grader_and_the_student_notebook_and_never_the_solution(
@@ -102,7 +97,7 @@ def test_the_build_prints_no_warning(wheel) -> None:
 
 
 @ahead_job("installed", "installed", needs=("wheel",))
-def _install_wheel(ahead: Ahead, home: Path) -> Path:
+def installed(ahead: Ahead, home: Path) -> Path:
     """A new environment (its dependencies hard-linked from this one) with the wheel in it."""
     path, _ = ahead.get("wheel")
     venv = home / "venv"
@@ -113,11 +108,6 @@ def _install_wheel(ahead: Ahead, home: Path) -> Path:
                          "-q", *command, cwd=home, env=_env())
         assert done.returncode == 0, done.stdout[-2000:]
     return venv
-
-
-@pytest.fixture(scope="module")
-def installed(ahead: Ahead) -> Path:
-    return ahead.get("installed")
 
 
 def test_grade_runs_from_the_installed_wheel(installed: Path, small_data: Path) -> None:
@@ -229,7 +219,7 @@ seed = 42
 
 
 @ahead_job("autograder", "autograder", needs=("wheel", "clean_flowers"))
-def _install_autograder(ahead: Ahead, root: Path) -> Path:
+def autograder(ahead: Ahead, root: Path) -> Path:
     """`grade autograder`'s zip unpacked into a folder that stands in for /autograder, and
     setup.sh's install step run there (its apt step finds Python 3.11 and bubblewrap here)."""
     path, _ = ahead.get("wheel")
@@ -255,11 +245,6 @@ def _install_autograder(ahead: Ahead, root: Path) -> Path:
     assert setup.returncode == 0, setup.stdout[-4000:]
     assert "nothing to install with apt" in setup.stdout
     return root
-
-
-@pytest.fixture(scope="module")
-def autograder(ahead: Ahead) -> Path:
-    return ahead.get("autograder")
 
 
 def _submit(root: Path, cases: dict[str, dict[str, Path | bytes]]) -> dict[str, dict]:
