@@ -18,7 +18,7 @@ from grader.cli_course import autograder, check
 from grader.cli_options import (DIR, EXISTING_DIR, EXIT_NOT_PASSED, EXIT_PASSED, EXIT_USAGE,
                                 execution_options, exercise_option, load)
 from grader.errors import GradingError
-from grader.exercise import DEFAULT_PROFILE
+from grader.exercise import DEFAULT_PROFILE, PRECISIONS
 from grader.lazy import quiet_libraries
 from grader.result import Result
 
@@ -83,8 +83,8 @@ _profile_option = click.option("--profile", default=DEFAULT_PROFILE, show_defaul
                                help="Training profile from the exercise file.")
 _precision_option = click.option(
     "--precision", default="auto", show_default=True,
-    type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
-    help="Trusted training precision; auto picks bf16 where the hardware has it.")
+    type=click.Choice(PRECISIONS),
+    help="Trusted training precision; auto: the profile's when it names one (the demo: float32), else bf16 where the hardware has it.")
 _backend_option = click.option(
     "--backend", default="auto", show_default=True, type=click.Choice(["auto", "tensorflow", "jax"]),
     help="Keras backend of trusted training; auto: JAX where JAX sees a GPU or TPU, else "

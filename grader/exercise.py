@@ -85,6 +85,9 @@ class Rubric:
         return self.rule_points + self.accuracy_points + self.stretch_bonus
 
 
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str               # the profile's key in exercise.toml
@@ -100,6 +103,15 @@ class Profile:
     validate_every_epoch: bool  # validation curve (false: only the final model, faster)
     seed: int               # seeds weights, shuffling and augmentation
     seeds: int = 1          # trainings, from seed, seed + 1, ...: the verdict uses their mean
+    # the Keras dtype policy the profile was tuned in, used unless --precision names one; "auto"
+    # lets the hardware choose (bf16 where it has it)
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise GradingError("usage", f"[profiles.{self.name}] precision = "
+                               f"'{self.precision}' is not one of {', '.join(PRECISIONS)}. "
+                               "Fix the exercise file.")
 
 
 @dataclass(frozen=True)

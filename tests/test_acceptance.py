@@ -41,6 +41,7 @@ def test_the_demo_passes_the_reference_and_fails_the_untouched_notebook(demo) ->
     assert architecture(benchmark_reference()) == reference["model"]["architecture"]
     training = reference["training"]
     assert training["val_accuracy"] == reference["accuracy"] and training["test_accuracy"] is None
+    assert training["precision"] == "float32"    # the demo profile's, on every host
     assert len(training["history"]["val_accuracy"]) == training["epochs"]
     assert training["history"]["val_accuracy"][-1] == training["val_accuracy"]
     assert "Passed" in (out / "reference" / "report.html").read_text()

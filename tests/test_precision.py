@@ -3,13 +3,17 @@ output (the softmax) in float32 whatever the policy."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from grader.errors import GradingError
+from grader.exercise import load_exercise
 from grader.model.rebuild import build
 from grader.training import device
+from grader.training.job import TrainingJob
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
@@ -37,6 +41,28 @@ def test_cpus_get_bf16_only_with_native_support(flags: set[str], policy: str) ->
 ])
 def test_gpus_get_the_half_precision_their_tensor_cores_have(capability, policy) -> None:
     assert device.gpu_precision(capability) == policy
+
+
+@pytest.mark.parametrize("asked, profile, chosen", [
+    ("auto", "demo", "float32"),        # tuned in float32: bf16 reached 0.70 instead of 0.84
+    ("auto", "smoke", "auto"),          # the hardware's
+    ("mixed_bfloat16", "demo", "mixed_bfloat16"),   # --precision wins
+])
+def test_a_profile_keeps_the_precision_it_was_tuned_in(asked: str, profile: str,
+                                                        chosen: str) -> None:
+    exercise = load_exercise()
+    job = TrainingJob(Path("data"), None, exercise, exercise.profile(profile), asked)
+    assert job.chosen_precision() == chosen
+
+
+def test_an_unknown_profile_precision_fails_when_the_exercise_loads(tmp_path: Path) -> None:
+    folder = tmp_path / "exercise"
+    shutil.copytree(load_exercise().folder, folder)
+    toml = folder / "exercise.toml"
+    toml.write_text(toml.read_text().replace('precision = "float32"', 'precision = "bf16"'))
+    with pytest.raises(GradingError) as caught:
+        load_exercise(folder)
+    assert "[profiles.demo] precision = 'bf16' is not one of auto, float32" in caught.value.message
 
 
 def _models():

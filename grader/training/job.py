@@ -34,6 +34,10 @@ class TrainingJob:
     max_minutes: float | None = None   # stop a training projected to take longer (grader.cost)
     backend: str = "tensorflow"  # Keras's backend for the training (grader.training.backend)
 
+    def chosen_precision(self) -> str:
+        """--precision when it names one, else the profile's, else "auto" (the hardware's)."""
+        return self.profile.precision if self.precision == "auto" else self.precision
+
     def sources(self) -> list[datacache.Source]:
         """The decoded data training reads: the shards (split), then the test data (whole)."""
         size = self.exercise.image_size
@@ -101,7 +105,7 @@ def trusted_training(config: dict[str, Any], job: TrainingJob,
     runs: list[Training] = []
     for index in range(count):
         runs.append(train(config, train_split, val_split, test_split, len(exercise.classes),
-                          replace(profile, seed=profile.seed + index), job.precision,
+                          replace(profile, seed=profile.seed + index), job.chosen_precision(),
                           job.deterministic, announce, limit))
     first = runs[0]
     deciding = [(run.test or run.validation).accuracy for run in runs]
