@@ -57,7 +57,9 @@ def crashed_thread(text: str) -> str | None:
 # {memory}, {cpu} and {file} are the sandbox's limits ("12 GiB "), or nothing without them.
 SIGNAL_CAUSES = {
     "SIGKILL": "it was killed: out of memory, or stopped from outside",
-    "SIGSEGV": "it crashed: a segmentation fault in native code",
+    "SIGSEGV": "it crashed: a segmentation fault in native code, often TensorFlow's C++ using an "
+               "allocation that failed under the kernel's {memory}memory limit, else a bug in "
+               "a native library",
     "SIGBUS": "it crashed: a bus error, memory that could not be read",
     "SIGABRT": "it aborted: usually native code (TensorFlow's C++) whose allocation failed "
                "under the kernel's {memory}memory limit, else a library's failed check",
