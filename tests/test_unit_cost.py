@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import _slow_host_suite
 from grader import cost
 
 
@@ -82,3 +83,20 @@ def test_one_reader_gives_each_field_of_the_first_cpu(tmp_path: Path) -> None:
     assert cost.cpuinfo_field("flags", cpuinfo) == "fpu avx2"
     assert cost.cpuinfo_field("microcode", cpuinfo) is None
     assert cost.cpuinfo_field("flags", tmp_path / "missing") is None
+
+
+def test_the_suite_projected_on_the_slow_host_prices_its_trainings_there_without_the_full_run(
+        ) -> None:
+    """The end-of-run account's projection for the AVX2-only host (issue 15)."""
+    trainings = [   # the short check here at 55 images/s, a small model, the calibrated full run
+        {"profile": "short", "params": 294_343, "images": 1_100, "seconds": 30.0,
+         "fit_seconds": 20.0},
+        {"profile": "smoke", "params": 533, "images": 100, "seconds": 2.0, "fit_seconds": 1.0},
+        {"profile": "full", "params": 294_343, "images": 38_400, "seconds": 500.0,
+         "fit_seconds": 480.0}]
+    line = _slow_host_suite(trainings, wall=1_200.0)
+    # the rest: 1,200 - 532 s; the short check: 1,100 images at 11/s + its 10 s of set-up; the
+    # small model 5 times slower (55 / 11); the full run left out: 668 + 110 + 10 = 788 s
+    assert line.startswith("the suite: 20.0 min here")
+    assert "AVX2-only host: 13.1 min" in line
+
