@@ -84,7 +84,8 @@ _profile_option = click.option("--profile", default=DEFAULT_PROFILE, show_defaul
 _precision_option = click.option(
     "--precision", default="auto", show_default=True,
     type=click.Choice(PRECISIONS),
-    help="Trusted training precision; auto: the profile's when it names one (the demo: float32), else bf16 where the hardware has it.")
+    help="Trusted training precision; auto: the profile's when it names one (the demo: "
+         "float32), else bf16 where the hardware has it.")
 _backend_option = click.option(
     "--backend", default="auto", show_default=True, type=click.Choice(["auto", "tensorflow", "jax"]),
     help="Keras backend of trusted training; auto: JAX where JAX sees a GPU or TPU, else "

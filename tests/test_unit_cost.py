@@ -85,8 +85,7 @@ def test_one_reader_gives_each_field_of_the_first_cpu(tmp_path: Path) -> None:
     assert cost.cpuinfo_field("flags", tmp_path / "missing") is None
 
 
-def test_the_suite_projected_on_the_slow_host_prices_its_trainings_there_without_the_full_run(
-        ) -> None:
+def test_the_suite_projected_on_the_slow_host_leaves_out_the_calibrated_full_run() -> None:
     """The end-of-run account's projection for the AVX2-only host (issue 15)."""
     trainings = [   # the short check here at 55 images/s, a small model, the calibrated full run
         {"profile": "short", "params": 294_343, "images": 1_100, "seconds": 30.0,
@@ -99,4 +98,3 @@ def test_the_suite_projected_on_the_slow_host_prices_its_trainings_there_without
     # small model 5 times slower (55 / 11); the full run left out: 668 + 110 + 10 = 788 s
     assert line.startswith("the suite: 20.0 min here")
     assert "AVX2-only host: 13.1 min" in line
-

@@ -232,6 +232,14 @@ def test_a_text_asking_for_an_unknown_number_names_the_rule(tmp_path: Path) -> N
     assert "text.max_params" in caught.value.message and "max_weights" in caught.value.message
 
 
+def test_an_unknown_profile_precision_fails_when_the_exercise_loads(tmp_path: Path) -> None:
+    folder = _exercise_copy(tmp_path, lambda text: text.replace(
+        'precision = "float32"', 'precision = "bf16"'))
+    with pytest.raises(GradingError) as caught:
+        load_exercise(folder)
+    assert "[profiles.demo] precision = 'bf16' is not one of auto, float32" in caught.value.message
+
+
 def test_the_texts_take_their_numbers_from_the_exercise_file(tmp_path: Path) -> None:
     folder = _exercise_copy(tmp_path, lambda text: text.replace(
         "max_params = 3_000_000", "max_params = 1_234_567"))
