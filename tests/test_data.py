@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED_PHOTOS
+from conftest import SHARED_PHOTOS, run_grade
 from grader.training.data import SHARD_NAME, iter_records, shard_files, split_files
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
@@ -80,6 +83,28 @@ def test_import_fills_and_centre_crops(tmp_path: Path, grade_here) -> None:
     records = _records(tmp_path / "shards")
     _check_records(records, 96)
     assert sorted(r["class"] for r in records) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_synth_and_import_run_where_tensorflow_cannot_be_imported(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """As on an accelerator image with JAX alone: the shards are written without TensorFlow."""
+    blocker = tmp_path / "blocker" / "tensorflow" / "__init__.py"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("raise ImportError('TensorFlow is blocked in this test')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(blocker.parent.parent), os.environ.get("PYTHONPATH")])))
+    blocked = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True,
+                             text=True)
+    assert "blocked in this test" in blocked.stderr
+    photos = tmp_path / "photos"
+    for index, name in enumerate(CLASSES):
+        _photo(photos / name / "a.jpg", (120, 100), 40 * index)
+    for command in (("synth", "--out", tmp_path / "synth", "--images", 10, "--size", 48),
+                    ("import", photos, "--out", tmp_path / "import", "--size", 48)):
+        process = run_grade("data", *command)
+        assert process.returncode == 0, process.stderr
+    _check_records(_records(tmp_path / "synth"), 48)
+    _check_records(_records(tmp_path / "import"), 48)
 
 
 @pytest.mark.parametrize("problem, expected", [

@@ -1,5 +1,6 @@
-"""grader.training.records reads the shards without TensorFlow: checked against TensorFlow's own
-reading and decoding of shards written by the grader's writer, and on damaged files."""
+"""The shards are written (grader.training.example, tfrecord) and read (grader.training.records)
+without TensorFlow: checked against TensorFlow's own serialization, reading and decoding, and on
+damaged files."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 
 from conftest import ROOT
 from grader.errors import DataError
-from grader.training import data, records
+from grader.training import data, example, records
+from grader.training.example import field, varint
 
 CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 IMAGE_SIZE = 192
@@ -51,39 +53,24 @@ def test_records_equal_tensorflows_reading(shards: Shards) -> None:
     assert len(ours) == IMAGES
 
 
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1       # negative int64: ten bytes of two's complement
-    out = bytearray()
-    while True:
-        out.append(value & 0x7F | (0x80 if value > 0x7F else 0))
-        value >>= 7
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, wire: int, payload: bytes) -> bytes:
-    sized = _varint(len(payload)) + payload if wire == 2 else payload
-    return _varint(number << 3 | wire) + sized
-
-
 def _entry(name: str, feature: bytes) -> bytes:
-    return _field(1, 2, _field(1, 2, name.encode()) + _field(2, 2, feature))
+    return field(1, 2, field(1, 2, name.encode()) + field(2, 2, feature))
 
 
 def _unusual_example() -> bytes:
     """An Example in encodings TensorFlow's writer does not use: unpacked and packed values in
     one list, negative and extreme int64s, empty features, unknown fields (not inside a map
     entry: protobuf's own parser then drops the whole entry)."""
-    ints = (b"".join(_field(1, 0, _varint(v)) for v in (-1, 2**63 - 1, -2**63, 0))
-            + _field(1, 2, _varint(5) + _varint(-7)))
-    floats = _field(1, 5, struct.pack("<f", 1.5)) + _field(1, 2, struct.pack("<2f", 0.25, -3))
-    names = _field(1, 2, b"") + _field(1, 2, b"\xff\x00")
-    features = (_entry("ints", _field(3, 2, ints) + _field(9, 2, b"unknown"))
-                + _entry("floats", _field(2, 2, floats))
-                + _entry("names", _field(1, 2, names))
+    ints = (b"".join(field(1, 0, varint(v)) for v in (-1, 2**63 - 1, -2**63, 0))
+            + field(1, 2, varint(5) + varint(-7)))
+    floats = field(1, 5, struct.pack("<f", 1.5)) + field(1, 2, struct.pack("<2f", 0.25, -3))
+    names = field(1, 2, b"") + field(1, 2, b"\xff\x00")
+    features = (_entry("ints", field(3, 2, ints) + field(9, 2, b"unknown"))
+                + _entry("floats", field(2, 2, floats))
+                + _entry("names", field(1, 2, names))
                 + _entry("empty", b"")
-                + _field(3, 1, b"\0" * 8) + _field(4, 5, b"\0" * 4))
-    return _field(7, 0, _varint(300)) + _field(1, 2, features)
+                + field(3, 1, b"\0" * 8) + field(4, 5, b"\0" * 4))
+    return field(7, 0, varint(300)) + field(1, 2, features)
 
 
 def test_parse_example_reads_what_protobuf_reads() -> None:
@@ -101,13 +88,33 @@ def test_parse_example_reads_what_protobuf_reads() -> None:
 
 @pytest.mark.parametrize("raw", [
     _unusual_example()[:-3],                      # cut inside a field
-    _field(1, 2, b"") + b"\x80" * 11,             # a varint longer than ten bytes
+    field(1, 2, b"") + b"\x80" * 11,             # a varint longer than ten bytes
     b"\x0b",                                      # a group (wire type 3)
-    _field(1, 2, _field(1, 2, _field(2, 2, _field(2, 2, _field(1, 2, b"\0\0\0"))))),  # 3-byte float
+    field(1, 2, field(1, 2, field(2, 2, field(2, 2, field(1, 2, b"\0\0\0"))))),  # 3-byte float
 ], ids=["truncated", "long-varint", "group", "partial-float"])
 def test_parse_example_refuses_malformed_bytes(raw: bytes) -> None:
     with pytest.raises(DataError, match="not a tf.train.Example"):
         records.parse_example(raw)
+
+
+def test_encode_writes_what_protobuf_writes() -> None:
+    features = {"image": [b"\xff\xd8 jpeg", b""], "class": [3], "size": [192, 7],
+                "ints": [-1, 2**63 - 1, -2**63, 0], "one_hot_class": [0.0, 1.0, -2.5],
+                "label": ["roses".encode()]}
+    train = data.tensorflow().train
+    kinds = {bytes: lambda v: train.Feature(bytes_list=train.BytesList(value=v)),
+             int: lambda v: train.Feature(int64_list=train.Int64List(value=v)),
+             float: lambda v: train.Feature(float_list=train.FloatList(value=v))}
+    theirs = train.Example(features=train.Features(feature={
+        name: kinds[type(values[0])](values) for name, values in features.items()}))
+    assert example.encode(features) == theirs.SerializeToString(deterministic=True)
+    assert records.parse_example(example.encode(features)) == features
+
+
+@pytest.mark.parametrize("values", [[], [1, 2.0], ["text"]], ids=["empty", "mixed", "str"])
+def test_encode_refuses_values_it_cannot_type(values: list) -> None:
+    with pytest.raises(TypeError, match="'feature'"):
+        example.encode({"feature": values})
 
 
 # ---------------------------------------------------------------- damaged files
@@ -188,15 +195,18 @@ def test_decode_without_size_keeps_stored_size_and_refuses_mixed_sizes(shards: S
 
 # ---------------------------------------------------------------- without TensorFlow
 
-def test_reading_and_decoding_never_import_tensorflow(shards: Shards) -> None:
-    files = shards(100)
+def test_writing_reading_and_decoding_never_import_tensorflow(tmp_path: Path) -> None:
     code = ("import sys\n"
-            "import grader.training.records as records\n"
+            "from pathlib import Path\n"
+            "from grader.training import data, records\n"
             "assert 'tensorflow' not in sys.modules, 'imported by the import'\n"
-            "split = records.decode(sys.argv[1:], 64)\n"
+            f"files = data.synthesize(Path(sys.argv[1]), {CLASSES!r}, {IMAGES}, 100,\n"
+            "                         seed=5).files\n"
+            "assert 'tensorflow' not in sys.modules, 'imported by synthesize'\n"
+            "split = records.decode(files, 64)\n"
             "assert 'tensorflow' not in sys.modules, 'imported by decode'\n"
             "print(split.images.shape)\n")
-    process = subprocess.run([sys.executable, "-c", code, *map(str, files)], cwd=ROOT,
+    process = subprocess.run([sys.executable, "-c", code, tmp_path], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
     assert process.returncode == 0, process.stderr
     assert process.stdout.strip() == f"({IMAGES}, 64, 64, 3)"

@@ -2,7 +2,9 @@
 
 Shard files are named ``flowersNN-COUNT.tfrec`` and hold one ``tf.train.Example`` per photo with
 the features ``image`` (JPEG bytes), ``class`` (int64), ``label`` (bytes), ``size`` (two int64:
-height, width) and ``one_hot_class`` (five floats). TensorFlow is imported inside functions only.
+height, width) and ``one_hot_class`` (five floats). They are written without TensorFlow
+(grader.training.example, grader.training.tfrecord); TensorFlow, imported inside functions only,
+reads them for training.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from grader.cost import usable_cores
 from grader.errors import DataError
 from grader.lazy import tensorflow
+from grader.training import example, tfrecord
 
 SHARD_PATTERN = "flowers*.tfrec"
 SHARD_NAME = re.compile(r"^flowers(\d+)-(\d+)\.tfrec$")
@@ -53,19 +56,16 @@ class Split:
 
 # ---------------------------------------------------------------- writing
 
-def _example(jpeg: bytes, class_index: int, classes: tuple[str, ...], hw: tuple[int, int]):
-    tf = tensorflow()
-
-    one_hot = [1.0 if i == class_index else 0.0 for i in range(len(classes))]
-    feature = {
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-        "class": tf.train.Feature(int64_list=tf.train.Int64List(value=[class_index])),
-        "label": tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[classes[class_index].encode()])),
-        "size": tf.train.Feature(int64_list=tf.train.Int64List(value=list(hw))),
-        "one_hot_class": tf.train.Feature(float_list=tf.train.FloatList(value=one_hot)),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature))
+def _example(jpeg: bytes, class_index: int, classes: tuple[str, ...],
+             hw: tuple[int, int]) -> bytes:
+    """One serialized tf.train.Example of the codelab's features."""
+    return example.encode({
+        "image": [jpeg],
+        "class": [class_index],
+        "label": [classes[class_index].encode()],
+        "size": list(hw),
+        "one_hot_class": [1.0 if i == class_index else 0.0 for i in range(len(classes))],
+    })
 
 
 def encode_jpeg(pixels: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
@@ -82,8 +82,6 @@ def write_shards(examples: Iterable[tuple[np.ndarray, int]], count: int, out_dir
     Shards are written into a temporary folder first and moved in at the end, so an interrupted
     run never leaves a half-written shard set; older shards in ``out_dir`` are replaced.
     """
-    tf = tensorflow()
-
     shards = max(1, min(shards, count))
     per_shard = math.ceil(count / shards)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,13 +90,12 @@ def write_shards(examples: Iterable[tuple[np.ndarray, int]], count: int, out_dir
     stream = iter(examples)
     for index in range(math.ceil(count / per_shard)):
         batch = [next(stream) for _ in range(min(per_shard, count - index * per_shard))]
-        path = staging / f"flowers{index:02d}-{len(batch)}.tfrec"
-        with tf.io.TFRecordWriter(str(path)) as writer:
-            for pixels, class_index in batch:
-                per_class[class_index] += 1
-                hw = (int(pixels.shape[0]), int(pixels.shape[1]))
-                writer.write(_example(encode_jpeg(pixels), class_index, classes, hw)
-                             .SerializeToString())
+        records = []
+        for pixels, class_index in batch:
+            per_class[class_index] += 1
+            hw = (int(pixels.shape[0]), int(pixels.shape[1]))
+            records.append(_example(encode_jpeg(pixels), class_index, classes, hw))
+        tfrecord.write(staging / f"flowers{index:02d}-{len(batch)}.tfrec", records)
     return ShardSet(out_dir, _move_in(staging, out_dir), count, tuple(per_class))
 
 

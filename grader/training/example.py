@@ -1,5 +1,6 @@
-"""tf.train.Example read from the protobuf wire format, without TensorFlow or protobuf: what
-grader.training.records needs from the grader's shards (bytes, float and int64 features)."""
+"""tf.train.Example in the protobuf wire format, read and written without TensorFlow or protobuf:
+what grader.training.records needs from the grader's shards (bytes, float and int64 features),
+and what grader.training.data writes into them."""
 
 from __future__ import annotations
 
@@ -132,3 +133,42 @@ def features(record: bytes) -> dict[str, list]:
             name, values = _entry(entry)
             features[name] = values
     return features
+
+
+# ---------------------------------------------------------------- writing
+
+def varint(value: int) -> bytes:
+    """``value`` as a varint; a negative int64 takes ten bytes of two's complement."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def field(number: int, wire: int, payload: bytes) -> bytes:
+    """One field: its key, then ``payload``, prefixed with its length for wire type 2."""
+    sized = varint(len(payload)) + payload if wire == 2 else payload
+    return varint(number << 3 | wire) + sized
+
+
+def _feature_bytes(name: str, values: list) -> bytes:
+    """A Feature: bytes, float or int64 values, by the Python type of all of them."""
+    if values and all(isinstance(value, bytes) for value in values):
+        return field(1, 2, b"".join(field(1, 2, value) for value in values))
+    if values and all(isinstance(value, float) for value in values):
+        return field(2, 2, field(1, 2, struct.pack(f"<{len(values)}f", *values)))
+    if values and all(isinstance(value, int) for value in values):
+        return field(3, 2, field(1, 2, b"".join(varint(value) for value in values)))
+    raise TypeError(f"feature {name!r} needs a non-empty list of bytes, floats or ints")
+
+
+def encode(features: dict[str, list]) -> bytes:
+    """A tf.train.Example of ``features`` (name → a list of bytes, floats or ints), serialized
+    as protobuf does with ``deterministic=True``: map entries by name, numbers packed."""
+    entries = b"".join(
+        field(1, 2, field(1, 2, name.encode()) + field(2, 2, _feature_bytes(name, values)))
+        for name, values in sorted(features.items()))
+    return field(1, 2, entries)
