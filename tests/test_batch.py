@@ -3,7 +3,8 @@ SIGKILL; and on a Dask LocalCluster started here. Every run trains for real with
 profile (what is tested is the batch's bookkeeping, not the accuracy); the SIGKILL and Dask runs
 start from the first run's cached inspections (all of them, or all but two for Dask), so their
 time goes to training, where the interruption and the determinism matter; the Dask run also
-reuses the trainings of all but two architectures."""
+reuses the trainings of all but two architectures. A training done in the batch's resident
+interpreters equals the same notebook graded alone."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def _notebook(path: Path, *cells: str) -> Path:
 
 
 def _small_cnn(variable: str, prefix: str, filters: int = 8) -> str:
-    """A small valid CNN whose layer names and variable name vary with ``prefix``."""
+    """A small valid CNN whose layer names and variable name vary with ``prefix``; its Dropout
+    draws random numbers in training, so a training that repeats itself shows it repeats them."""
     return (
         "import keras\n"
         f"{variable} = keras.Sequential([\n"
@@ -47,6 +49,7 @@ def _small_cnn(variable: str, prefix: str, filters: int = 8) -> str:
         f"    keras.layers.MaxPooling2D(2, name='{prefix}_b'),\n"
         f"    keras.layers.Conv2D(16, 3, activation='relu', name='{prefix}_c'),\n"
         f"    keras.layers.GlobalAveragePooling2D(name='{prefix}_d'),\n"
+        f"    keras.layers.Dropout(0.3, name='{prefix}_f'),\n"
         f"    keras.layers.Dense(5, activation='softmax', name='{prefix}_e')],\n"
         f"    name='{prefix}_model')\n")
 
@@ -178,6 +181,26 @@ def test_a_changed_submission_is_graded_again(submissions, small_data: Path,
     hal = json.loads((out / "hal" / "result.json").read_text())
     gus = json.loads((out / "gus" / "result.json").read_text())
     assert hal["model"]["architecture"] != gus["model"]["architecture"]
+
+
+def test_a_training_in_the_batch_equals_the_same_notebook_graded_alone(
+        submissions, uninterrupted, small_data: Path, tmp_path: Path) -> None:
+    """The batch trains in its resident interpreters, after other notebooks and trainings;
+    `grade notebook` trains in a process of its own. The numbers are the same."""
+    folder, _ = submissions
+    out, _ = uninterrupted
+    alone = tmp_path / "alone"
+    process = run_grade("notebook", folder / "ivy.ipynb", "--data", small_data, "--out", alone,
+                        "--profile", "smoke", "--cell-timeout", CELL_TIMEOUT, "--deterministic")
+    assert process.returncode in (0, 1), process.stderr[-3000:]
+    results = [json.loads((where / "result.json").read_text()) for where in (out / "ivy", alone)]
+    for result in results:
+        for key in ("seconds", "images_per_second", "validation_seconds", "projection"):
+            result["training"].pop(key, None)
+    in_batch, graded_alone = results
+    assert in_batch["training"]["history"]["loss"], in_batch["training"]
+    assert in_batch["training"] == graded_alone["training"]
+    assert in_batch["accuracy"] == graded_alone["accuracy"]
 
 
 def _seed_cache(source: Path, out: Path, kind: str, leave_out: tuple[str, ...] = ()) -> None:

@@ -6,11 +6,14 @@ with whatever it left running, and with the batch), and always returns a JSON-ab
 task's answer, or ``{"failed": message}`` when the process hung, crashed or was killed. A
 submission that kills its kernel, or a training that segfaults, therefore takes down one
 process, never the batch or a Dask worker; the kernel's parent poller ends the kernel.
-Inspections run in one resident interpreter per worker thread (grader.proc.Resident): the same
-guarantees, without importing Keras again for every notebook. When a resident dies during an
-inspection, that inspection runs again in a fresh process of its own: if it was the cause, it
-fails there the same way and the failure is its own; if something left over from an earlier one
-was, it is graded as if it had run alone.
+Tasks run in one resident interpreter per worker thread (grader.proc.Resident): the same
+guarantees, without importing TensorFlow and Keras again for every notebook and every
+architecture. A training on another backend than TensorFlow runs in a fresh process with that
+backend's environment. Before each task the resident clears Keras's session, and a training
+seeds everything itself, so a training gives the same numbers in a resident as alone (a test
+compares). When a resident dies during a task, that task runs again in a fresh process of its
+own: if it was the cause, it fails there the same way and the failure is its own; if something
+left over from an earlier one was, it is graded as if it had run alone.
 
 Tasks:
 - ``inspect``: every stage before trusted training, for one notebook (pipeline.inspect).
@@ -28,11 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from grader.lazy import backend
 from grader.proc import Resident, answer, run_answering, serve
 
 log = logging.getLogger(__name__)
 LOG_TAIL = 3000            # bytes of a failed task's own output kept for the message
-RESIDENT = {"inspect"}     # the kinds that share an interpreter per thread
 
 _local = threading.local()
 _residents: list[Resident] = []
@@ -42,7 +45,7 @@ _residents_lock = threading.Lock()
 def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
     """Run one task in a subprocess (grader.proc); never raises for what happens inside it."""
     finished = None
-    if kind in RESIDENT:
+    if _in_resident(kind, payload):
         found, finished = run_answering(__name__, (kind, payload), timeout,
                                         resident=_resident())
         if finished.code not in (0, None):   # it died: run it again alone (module doc)
@@ -59,6 +62,12 @@ def run_task(kind: str, payload: Any, timeout: float) -> dict[str, Any]:
         failure += " and no answer"
     return {"failed": failure, "log": finished.output.strip(), "cause": _cause(kind, finished),
             "seconds": round(finished.seconds, 2)}
+
+
+def _in_resident(kind: str, payload: Any) -> bool:
+    """Inspections and data preparation, and a training on the resident's own backend,
+    TensorFlow."""
+    return kind != "train" or payload[1].backend == backend() == "tensorflow"
 
 
 def _env(kind: str, payload: Any) -> dict[str, str]:
