@@ -6,7 +6,7 @@ How a batch runs (docs/batch.md):
    was made by this same batch (same notebook content, exercise, data, profile and grader
    version) is done already and is not graded again: that is how a killed batch resumes.
 2. Each distinct notebook content is inspected once (``inspect`` task: execute, extract,
-   rebuild, rules), in its own process and kernel.
+   rebuild, rules), in a task process with a kernel of its own.
 3. Each distinct architecture (a hash of the model config without its names, plus the training
    profile, data and precision) is trained once (``train`` task), on data decoded once into the
    batch's cache (``prepare`` task).
