@@ -81,17 +81,20 @@ def batch_args(submissions: Path, data: Path, out: Path, *extra: str) -> list[st
             "--profile", "smoke", "--cell-timeout", CELL_TIMEOUT, "--deterministic", *extra]
 
 
+def _untimed(path: Path) -> dict[str, object]:
+    """A result.json without its timings, measured speeds and time stamps."""
+    result = json.loads(path.read_text())
+    for key in ("timings", "started_at", "finished_at"):
+        result.pop(key)
+    for key in ("seconds", "images_per_second", "validation_seconds", "projection"):
+        result["training"].pop(key, None)
+    return result
+
+
 def comparable(out: Path) -> dict[str, object]:
     """Everything a batch wrote that must not depend on how it ran: each result.json without
     timings, measured speeds and time stamps, and grades.csv without its seconds column."""
-    found = {}
-    for path in sorted(out.glob("*/result.json")):
-        result = json.loads(path.read_text())
-        for key in ("timings", "started_at", "finished_at"):
-            result.pop(key)
-        for key in ("seconds", "images_per_second", "validation_seconds", "projection"):
-            result["training"].pop(key, None)
-        found[path.parent.name] = result
+    found = {path.parent.name: _untimed(path) for path in sorted(out.glob("*/result.json"))}
     rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text())))
     seconds = rows[0].index("seconds") if "seconds" in rows[0] else None
     found["grades.csv"] = [[c for i, c in enumerate(r) if i != seconds] for r in rows]
@@ -193,11 +196,7 @@ def test_a_training_in_the_batch_equals_the_same_notebook_graded_alone(
     process = run_grade("notebook", folder / "ivy.ipynb", "--data", small_data, "--out", alone,
                         "--profile", "smoke", "--cell-timeout", CELL_TIMEOUT, "--deterministic")
     assert process.returncode in (0, 1), process.stderr[-3000:]
-    results = [json.loads((where / "result.json").read_text()) for where in (out / "ivy", alone)]
-    for result in results:
-        for key in ("seconds", "images_per_second", "validation_seconds", "projection"):
-            result["training"].pop(key, None)
-    in_batch, graded_alone = results
+    in_batch, graded_alone = (_untimed(where / "result.json") for where in (out / "ivy", alone))
     assert in_batch["training"]["history"]["loss"], in_batch["training"]
     assert in_batch["training"] == graded_alone["training"]
     assert in_batch["accuracy"] == graded_alone["accuracy"]

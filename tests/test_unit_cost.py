@@ -86,7 +86,7 @@ def test_one_reader_gives_each_field_of_the_first_cpu(tmp_path: Path) -> None:
 
 
 def test_the_suite_projected_on_the_slow_host_leaves_out_the_calibrated_full_run() -> None:
-    """The end-of-run account's projection for the AVX2-only host (issue 15)."""
+    """The end-of-run account's projection for the AVX2-only host."""
     trainings = [   # the short check here at 55 images/s, a small model, the calibrated full run
         {"profile": "short", "params": 294_343, "images": 1_100, "seconds": 30.0,
          "fit_seconds": 20.0},
