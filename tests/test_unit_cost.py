@@ -97,4 +97,8 @@ def test_the_suite_projected_on_the_slow_host_leaves_out_the_calibrated_full_run
     # the rest: 1,200 - 532 s; the short check: 1,100 images at 11/s + its 10 s of set-up; the
     # small model 5 times slower (55 / 11); the full run left out: 668 + 110 + 10 = 788 s
     assert line.startswith("the suite: 20.0 min here")
+    assert "AVX2-only host: 13.1 min" in line and "times as long" not in line
+    # from the kind of host the rest was measured against: the rest 668 s x 2.2 + 120 s
+    line = _slow_host_suite(trainings, wall=1_200.0, flags=frozenset({"avx2", "avx512_bf16"}))
     assert "AVX2-only host: 13.1 min" in line
+    assert "with the rest 2.2 times as long" in line and ": 26.5 min" in line
