@@ -22,6 +22,11 @@ import pytest
 from conftest import ROOT, leftover_processes, run_grade
 
 CELL_TIMEOUT = "20"
+# The attacks only the cell's time limit stops are graded in a batch of their own, with a
+# shorter limit: their first cell never ends, and the box's set-up before it takes about a
+# second. Under the long limit each held a worker for 20 s, the loop and the bomb spinning.
+TIME_LIMITED = ("fork_bomb", "infinite_loop", "blocking_c_call")
+SHORT_CELL_TIMEOUT = "8"
 VALID_MODEL = ("import keras\nmodel = keras.Sequential([keras.Input((192, 192, 3)),\n"
                "    keras.layers.Conv2D(16, 3, strides=2, activation='relu'),\n"
                "    keras.layers.MaxPooling2D(2), keras.layers.Conv2D(32, 3, activation='relu'),\n"
@@ -69,8 +74,8 @@ ATTACKS = {
     "read_environment": ("import os\nassert 'FLOWERS_TEST_SECRET' not in os.environ, 'leaked'\n"
                          "assert not os.path.exists('/root/.pyenv/shims'), 'home visible'\n"
                          "print(sorted(os.environ))", "checked", None),
-    "print_1gb": ("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n"
-                  "    sys.stdout.write(chunk)", "checked", None),
+    "print_256mb": ("import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(256):\n"
+                    "    sys.stdout.write(chunk)", "checked", None),
     "tamper_extraction": ("import sys\nsys.modules['IPython.display'].display = "
                           "lambda *a, **k: None", "error", "could not read the model"),
     "nested_10000": (DEEP_CONFIG + "\nimport sys\nreal = sys.modules['IPython.display'].display\n"
@@ -81,11 +86,11 @@ ATTACKS = {
 }
 
 
-def _tree(folder: Path, skip: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``folder`` except under ``skip`` (the grading's own output)."""
+def _tree(folder: Path, *skip: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` except under ``skip`` (the gradings' own output)."""
     found = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and skip not in path.parents:
+        if path.is_file() and not set(skip) & set(path.parents):
             found[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
@@ -119,11 +124,12 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory, small_data: Path):
-    """The class: one notebook per attack, a sibling with a secret, a listening port."""
+    """The class: one notebook per attack, a sibling with a secret, a listening port. The
+    time-limited attacks are in a folder of their own (``time-limited``)."""
     root = tmp_path_factory.mktemp("hostile")
     folder, outputs = root / "submissions", root / "outputs"
-    folder.mkdir()
-    outputs.mkdir()
+    for made in (folder, outputs, root / "time-limited"):
+        made.mkdir()
     sibling = folder / "victim" / "secret.txt"
     sibling.parent.mkdir()
     sibling.write_text("the victim's answers")
@@ -132,7 +138,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, small_data: Path):
         for key, value in {"sibling": sibling, "outputs": outputs, "out": outputs / attack,
                            "data": small_data, "port": listener.port}.items():
             cell = cell.replace("{" + key + "}", str(value))
-        _write(folder, attack, cell)
+        _write(root / "time-limited" if attack in TIME_LIMITED else folder, attack, cell)
     yield root, folder, outputs, sibling, listener
     listener.close()
 
@@ -149,22 +155,26 @@ def _write(folder: Path, name: str, cell: str) -> Path:
 
 @pytest.fixture(scope="module")
 def graded(corpus, small_data: Path) -> dict[str, object]:
-    """The whole corpus through `grade batch --no-train` (two kernels at a time), with the
-    tree of every file outside the batch's own output hashed before and after."""
+    """The whole corpus through `grade batch --no-train` (two kernels at a time; the
+    time-limited attacks three at a time, in a batch of their own), with the tree of every file
+    outside the batches' own output hashed before and after."""
     root, folder, outputs, _, _ = corpus
-    out = outputs / "batch"
-    before = _tree(root, out), _tree(small_data, out)
+    out, out_timed = outputs / "batch", outputs / "batch-time-limited"
+    before = _tree(root, out, out_timed), _tree(small_data, out, out_timed)
     os.environ["FLOWERS_TEST_SECRET"] = "the grader's shell only"
     try:
-        process = run_grade("batch", folder, "--data", small_data, "--out", out, "--no-train",
-                            "--cell-timeout", CELL_TIMEOUT, "--workers", "2",
-                            "--require-sandbox")
+        processes = [run_grade("batch", submissions, "--data", small_data, "--out", to,
+                               "--no-train", "--cell-timeout", timeout, "--workers", workers,
+                               "--require-sandbox")
+                     for submissions, to, timeout, workers in (
+                         (root / "time-limited", out_timed, SHORT_CELL_TIMEOUT, "3"),
+                         (folder, out, CELL_TIMEOUT, "2"))]
     finally:
         del os.environ["FLOWERS_TEST_SECRET"]
     results = {path.parent.name: json.loads(path.read_text())
-               for path in out.glob("*/result.json")}
-    return {"process": process, "results": results, "out": out, "before": before,
-            "after": (_tree(root, out), _tree(small_data, out))}
+               for path in [*out.glob("*/result.json"), *out_timed.glob("*/result.json")]}
+    return {"processes": processes, "results": results, "out": out, "before": before,
+            "after": (_tree(root, out, out_timed), _tree(small_data, out, out_timed))}
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
@@ -177,13 +187,17 @@ def test_attack_ends_in_a_plain_result(attack: str, graded) -> None:
         assert phrase in result["error"]["message"], result["error"]
     if status == "error":
         assert result["error"]["stage"] in ("execute", "extract"), result["error"]
+    if attack in TIME_LIMITED:  # stopped in the attack, not in the box's set-up
+        assert result["error"]["cell"] == 1, result["error"]
 
 
 def test_the_corpus_changes_nothing_outside_and_leaves_nothing_running(graded, corpus) -> None:
     _, folder, _, _, listener = corpus
-    process = graded["process"]
-    assert process.returncode == 0 and "Traceback" not in process.stderr, process.stderr[-3000:]
-    notebooks = sorted(p.stem for p in folder.glob("*.ipynb"))
+    for process in graded["processes"]:
+        assert process.returncode == 0 and "Traceback" not in process.stderr, \
+            process.stderr[-3000:]
+    notebooks = sorted(p.stem for p in [*folder.glob("*.ipynb"),
+                                        *(folder.parent / "time-limited").glob("*.ipynb")])
     assert sorted(graded["results"]) == sorted([*notebooks, "victim"])  # victim: no notebook
     assert graded["after"] == graded["before"]
     assert not listener.connected
@@ -200,7 +214,7 @@ def test_a_dead_kernel_names_its_signal_and_keeps_its_last_words(graded) -> None
 
 
 def test_a_flood_is_cut_with_a_marker(graded) -> None:
-    executed = json.loads((graded["out"] / "print_1gb" / "executed.ipynb").read_text())
+    executed = json.loads((graded["out"] / "print_256mb" / "executed.ipynb").read_text())
     text = "".join("".join(o.get("text", "")) for c in executed["cells"]
                    for o in c.get("outputs", []))
     assert "output truncated after 1,048,576 bytes" in text
