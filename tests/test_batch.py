@@ -170,20 +170,26 @@ def test_a_rerun_of_an_unchanged_batch_grades_nothing_again(
     assert comparable(out) == before
 
 
-def test_a_changed_submission_is_graded_again(submissions, small_data: Path,
+def test_a_changed_submission_is_graded_again(submissions, uninterrupted, small_data: Path,
                                              tmp_path: Path) -> None:
-    folder = tmp_path / "class"
-    _notebook(folder / "gus.ipynb", _small_cnn("model", "gus"))
-    _notebook(folder / "hal.ipynb", _small_cnn("model", "hal"))
-    out = tmp_path / "out"
-    assert run_grade(*batch_args(folder, small_data, out, "--no-train")).returncode == 0
-    _notebook(folder / "hal.ipynb", _small_cnn("model", "hal", filters=4))
-    assert run_grade(*batch_args(folder, small_data, out, "--no-train")).returncode == 0
-    record = json.loads((out / "batch.json").read_text())
-    assert record["unchanged"] == 1 and record["work"]["inspections run"] == 1
-    hal = json.loads((out / "hal" / "result.json").read_text())
-    gus = json.loads((out / "gus" / "result.json").read_text())
-    assert hal["model"]["architecture"] != gus["model"]["architecture"]
+    """A copy of the graded class and its output, one notebook changed: that one alone is
+    inspected again; its new architecture is ivy's, whose training it reuses."""
+    folder, expected = submissions
+    out, _ = uninterrupted
+    shutil.copytree(folder, tmp_path / "class")
+    shutil.copytree(out, tmp_path / "out")
+    _notebook(tmp_path / "class" / "hal.ipynb", _small_cnn("my_cnn", "hal", filters=4))
+    process = run_grade(*batch_args(tmp_path / "class", small_data, tmp_path / "out",
+                                    "--workers", "2"))
+    assert process.returncode == 0, process.stderr[-3000:]
+    record = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert record["unchanged"] == len(expected) - 2  # all but hal, and max (no notebook)
+    assert record["work"] == {"inspections run": 1, "trainings reused": 1}, record["work"]
+    hal, gus, ivy = (json.loads((tmp_path / "out" / name / "result.json").read_text())
+                     for name in ("hal", "gus", "ivy"))
+    assert hal["model"]["architecture"] == ivy["model"]["architecture"] != \
+        gus["model"]["architecture"]
+    assert hal["training"]["history"] == ivy["training"]["history"]
 
 
 def test_a_training_in_the_batch_equals_the_same_notebook_graded_alone(
