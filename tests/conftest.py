@@ -58,9 +58,9 @@ FILE_MARKERS: dict[str, tuple[str, ...]] = {
 SLOW_HOST_IMAGES_PER_SECOND = 11.0
 REFERENCE_SIZED = 100_000   # parameters: models priced like the reference (294k)
 # How much longer the rest of the suite (kernels, imports, the gradings' own work) takes on the
-# AVX2-only host, by the flag of the faster host it was measured against: make test there took
+# AVX2-only host, by the flag of the faster host it was measured against: pytest there took
 # 1,745 s (three clean clones) of which about 460 s training, against 586 s for the rest on the
-# AVX-512 BF16 host at the same code (docs/testing.md).
+# AVX-512 BF16 host at nearly the same code (docs/testing.md).
 REST_SLOWER_ON_SLOW_HOST = {"avx512_bf16": 2.2}
 
 
