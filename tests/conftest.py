@@ -187,10 +187,10 @@ def _slow_host_suite(trainings: list[dict], wall: float,
             f"AVX2-only host: {(rest + training) / 60:.1f} min (its trainings at "
             f"{SLOW_HOST_IMAGES_PER_SECOND:g} images/s without the calibrated full run, the "
             f"rest as measured here: from a faster host a lower bound")
-    slower = [factor for flag, factor in REST_SLOWER_ON_SLOW_HOST.items() if flag in flags]
+    slower = next((f for flag, f in REST_SLOWER_ON_SLOW_HOST.items() if flag in flags), None)
     if slower:
-        line += (f"; with the rest {slower[0]:g} times as long, as measured between this kind "
-                 f"of host and that one: {(rest * slower[0] + training) / 60:.1f} min")
+        line += (f"; with the rest {slower:g} times as long, as measured between this kind "
+                 f"of host and that one: {(rest * slower + training) / 60:.1f} min")
     return line + ", docs/testing.md)"
 
 

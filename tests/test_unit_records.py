@@ -88,7 +88,7 @@ def test_parse_example_reads_what_protobuf_reads() -> None:
 
 @pytest.mark.parametrize("raw", [
     _unusual_example()[:-3],                      # cut inside a field
-    field(1, 2, b"") + b"\x80" * 11,             # a varint longer than ten bytes
+    field(1, 2, b"") + b"\x80" * 11,              # a varint longer than ten bytes
     b"\x0b",                                      # a group (wire type 3)
     field(1, 2, field(1, 2, field(2, 2, field(2, 2, field(1, 2, b"\0\0\0"))))),  # 3-byte float
 ], ids=["truncated", "long-varint", "group", "partial-float"])
